@@ -1,0 +1,1 @@
+# Usage segments, invoices and promotions arrive with the billing issue.

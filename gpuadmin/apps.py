@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class GpuadminConfig(AppConfig):
+    name = "gpuadmin"
+    verbose_name = "gpuadmin"

@@ -1,0 +1,184 @@
+"""The demo world `make run` starts with: three GPU regions, Linode's RTX 6000 plans, three users.
+
+Everything here is idempotent: running it again changes nothing that is already there.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from accounts.models import Account, Membership
+from accounts.services import account_create, user_create
+from gpuadmin.flags import GPU_INSTANCES
+from gpuadmin.models import Flag
+from hypervisor.synthetic import RTX_6000, RTX_6000_NAME, dual_socket_gpu_host, standard_host
+from inventory.models import GpuModel, Host, Image, InstanceType, Region
+from inventory.services import host_create
+
+GIB = 1024
+
+REGIONS = [
+    # id, label, country, GPU hosts, standard hosts
+    ("us-east", "Newark, NJ", "us", 4, 2),
+    ("ap-west", "Mumbai, IN", "in", 4, 2),
+    ("ap-south", "Singapore, SG", "sg", 4, 2),
+    ("us-central", "Dallas, TX", "us", 0, 2),
+]
+
+GPU_PLANS = [
+    # gpus, vcpus, memory GiB, disk GiB, transfer GB, hourly, monthly
+    (1, 8, 32, 640, 16000, "1.50", "1000.00"),
+    (2, 16, 64, 1280, 20000, "3.00", "2000.00"),
+    (3, 20, 96, 1920, 20000, "4.50", "3000.00"),
+    (4, 24, 128, 2560, 20000, "6.00", "4000.00"),
+]
+
+STANDARD_PLANS = [
+    # id, label, vcpus, memory GiB, disk GiB, transfer GB, network out Mbps, hourly, monthly
+    ("g6-standard-2", "Linode 4GB", 2, 4, 80, 4000, 4000, "0.036", "24.00"),
+    ("g6-standard-4", "Linode 8GB", 4, 8, 160, 5000, 5000, "0.072", "48.00"),
+]
+
+IMAGES = [
+    # id, label, vendor, os_type, needs_uefi, size MiB
+    ("linode/ubuntu22.04", "Ubuntu 22.04 LTS", "Ubuntu", "linux", False, 2500),
+    ("linode/ubuntu24.04", "Ubuntu 24.04 LTS", "Ubuntu", "linux", False, 2800),
+    ("linode/debian12", "Debian 12", "Debian", "linux", False, 1800),
+    ("gpuadmin/windows-server-2022", "Windows Server 2022", "Microsoft", "windows", True, 20480),
+]
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    password: str
+    account: str
+    role: str
+
+
+DEMO_LOGINS = [
+    DemoLogin("admin", "gpuadmin-admin", "gpuadmin operations", "superuser (staff, admin site)"),
+    DemoLogin("alice", "gpuadmin-alice", "gpuadmin employees", "employee account: sees GPU plans"),
+    DemoLogin("bob", "gpuadmin-bob", "Bob's Render Farm", "customer account: GPU plans hidden until launch"),
+]
+
+
+def seed_demo() -> dict[str, int]:
+    """Create what is missing and return how many rows of each kind were created."""
+    created = {"regions": 0, "plans": 0, "images": 0, "hosts": 0, "accounts": 0, "users": 0}
+    with transaction.atomic():
+        rtx, _ = GpuModel.objects.get_or_create(
+            vendor_id=0x10DE,
+            product_id=RTX_6000,
+            defaults={"name": RTX_6000_NAME, "short_name": "RTX 6000", "vram_mib": 24 * GIB},
+        )
+        for gpus, vcpus, memory, disk, transfer, hourly, monthly in GPU_PLANS:
+            _, was_created = InstanceType.objects.get_or_create(
+                id=f"g1-gpu-rtx6000-{gpus}",
+                defaults={
+                    "label": f"Dedicated {memory}GB + RTX6000 GPU x{gpus}",
+                    "type_class": InstanceType.TypeClass.GPU,
+                    "gpus": gpus,
+                    "gpu_model": rtx,
+                    "vcpus": vcpus,
+                    "memory_mib": memory * GIB,
+                    "disk_mib": disk * GIB,
+                    "transfer_gb": transfer,
+                    "network_out_mbps": 10000,
+                    "price_hourly": Decimal(hourly),
+                    "price_monthly": Decimal(monthly),
+                },
+            )
+            created["plans"] += was_created
+        for plan_id, label, vcpus, memory, disk, transfer, network_out, hourly, monthly in STANDARD_PLANS:
+            _, was_created = InstanceType.objects.get_or_create(
+                id=plan_id,
+                defaults={
+                    "label": label,
+                    "type_class": InstanceType.TypeClass.STANDARD,
+                    "vcpus": vcpus,
+                    "memory_mib": memory * GIB,
+                    "disk_mib": disk * GIB,
+                    "transfer_gb": transfer,
+                    "network_out_mbps": network_out,
+                    "price_hourly": Decimal(hourly),
+                    "price_monthly": Decimal(monthly),
+                },
+            )
+            created["plans"] += was_created
+        for image_id, label, vendor, os_type, needs_uefi, size in IMAGES:
+            _, was_created = Image.objects.get_or_create(
+                id=image_id,
+                defaults={
+                    "label": label,
+                    "vendor": vendor,
+                    "os_type": os_type,
+                    "needs_uefi": needs_uefi,
+                    "size_mib": size,
+                },
+            )
+            created["images"] += was_created
+        for region_id, label, country, gpu_hosts, standard_hosts in REGIONS:
+            region, was_created = Region.objects.get_or_create(
+                id=region_id, defaults={"label": label, "country": country}
+            )
+            created["regions"] += was_created
+            for number in range(1, gpu_hosts + 1):
+                hostname = f"{region_id}-gpu-{number:02d}"
+                if not Host.objects.filter(hostname=hostname).exists():
+                    host_create(
+                        region=region,
+                        hostname=hostname,
+                        libvirt_uri="test:///default",
+                        kind=Host.Kind.GPU,
+                        description=dual_socket_gpu_host(hostname),
+                        profile="rtx6000-2x2",
+                    )
+                    created["hosts"] += 1
+            for number in range(1, standard_hosts + 1):
+                hostname = f"{region_id}-std-{number:02d}"
+                if not Host.objects.filter(hostname=hostname).exists():
+                    host_create(
+                        region=region,
+                        hostname=hostname,
+                        libvirt_uri="test:///default",
+                        kind=Host.Kind.STANDARD,
+                        description=standard_host(hostname),
+                        profile="standard-2x32",
+                    )
+                    created["hosts"] += 1
+        _seed_people(created)
+    return created
+
+
+def _seed_people(created: dict[str, int]) -> None:
+    User = get_user_model()
+    kinds = {
+        "admin": Account.Kind.INTERNAL,
+        "alice": Account.Kind.EMPLOYEE,
+        "bob": Account.Kind.CUSTOMER,
+    }
+    for login in DEMO_LOGINS:
+        account = Account.objects.filter(name=login.account).first()
+        if account is None:
+            account = account_create(
+                name=login.account, email=f"{login.username}@example.com", kind=kinds[login.username]
+            )
+            created["accounts"] += 1
+        if not User.objects.filter(username=login.username).exists():
+            user = user_create(
+                username=login.username,
+                email=f"{login.username}@example.com",
+                password=login.password,
+                account=account,
+                role=Membership.Role.OWNER,
+            )
+            if login.username == "admin":
+                user.is_staff = user.is_superuser = True
+                user.save(update_fields=["is_staff", "is_superuser"])
+            created["users"] += 1
+        if login.username == "alice":
+            flag = Flag.objects.get(name=GPU_INSTANCES)
+            flag.accounts.add(account)

@@ -1,0 +1,35 @@
+from django.db import models
+from waffle.models import AbstractUserFlag
+
+from accounts.selectors import account_of
+
+
+class Flag(AbstractUserFlag):
+    """A waffle flag that can also be turned on per account, or for every employee account.
+
+    Dark launch: on for employee accounts; launch: `everyone` on. Neither needs a code change.
+    """
+
+    accounts = models.ManyToManyField(
+        "accounts.Account", blank=True, help_text="Activate this flag for every user of these accounts."
+    )
+    employee_accounts = models.BooleanField(
+        default=False, help_text="Activate this flag for every user of every employee account."
+    )
+
+    class Meta(AbstractUserFlag.Meta):
+        verbose_name = "Flag"
+        verbose_name_plural = "Flags"
+
+    def is_active_for_user(self, user) -> bool | None:
+        is_active = super().is_active_for_user(user)
+        if is_active:
+            return is_active
+        account = account_of(user=user)
+        if account is None:
+            return None
+        if self.employee_accounts and account.is_employee:
+            return True
+        if self.pk and self.accounts.filter(pk=account.pk).exists():
+            return True
+        return None

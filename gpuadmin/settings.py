@@ -1,0 +1,200 @@
+"""Settings for gpuadmin, read from environment variables.
+
+Every variable has a safe development default except the secret key, which is required as soon as
+debug is off. `.env.example` lists them all.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("GPUADMIN_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false, yes/no, on/off), got {value!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from exc
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+DEBUG = env_bool("GPUADMIN_DEBUG", False)
+
+SECRET_KEY = os.environ.get("GPUADMIN_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "GPUADMIN_SECRET_KEY is required when GPUADMIN_DEBUG is off. "
+            "Set it to a long random string, or set GPUADMIN_DEBUG=1 for development."
+        )
+    SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"  # noqa: S105 - debug only
+
+ALLOWED_HOSTS = env_list("GPUADMIN_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("GPUADMIN_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "waffle",
+    "django_q",
+    "gpuadmin",
+    "accounts",
+    "inventory",
+    "provisioning",
+    "billing",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "waffle.middleware.WaffleMiddleware",
+]
+
+ROOT_URLCONF = "gpuadmin.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "gpuadmin.wsgi.application"
+
+_default_sqlite = f"sqlite:///{VAR_DIR / 'gpuadmin.sqlite3'}"
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or _default_sqlite,
+        conn_max_age=env_int("GPUADMIN_DB_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the worker and the web server read while the other writes; IMMEDIATE transactions take
+    # the write lock up front so two writers queue on the busy timeout instead of failing to upgrade.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = ""  # in-memory test database
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("GPUADMIN_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# Feature flags: the GPU plans are a django-waffle flag scoped to accounts.
+WAFFLE_FLAG_MODEL = "gpuadmin.Flag"
+WAFFLE_CREATE_MISSING_FLAGS = False
+WAFFLE_CREATE_MISSING_SWITCHES = False
+WAFFLE_CACHE_NAME = "flags"
+
+# Flags are read by the web server and the worker: without a shared cache, read them from the database
+# every time so a flip in the admin is seen everywhere at once.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "flags": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
+}
+
+# Task queue (django-q2). The ORM broker needs nothing else; Redis is used when GPUADMIN_REDIS_URL is set.
+REDIS_URL = os.environ.get("GPUADMIN_REDIS_URL", "")
+Q_CLUSTER = {
+    "name": os.environ.get("GPUADMIN_Q_NAME", "gpuadmin"),
+    "workers": env_int("GPUADMIN_Q_WORKERS", 2),
+    # A task that outlives `timeout` is killed; `retry` must be longer or a slow task runs twice at once.
+    "timeout": env_int("GPUADMIN_Q_TIMEOUT", 300),
+    "retry": env_int("GPUADMIN_Q_RETRY", 360),
+    "max_attempts": env_int("GPUADMIN_Q_MAX_ATTEMPTS", 3),
+    "ack_failures": True,
+    "save_limit": 1000,
+    "catch_up": False,
+    "poll": 0.2,
+    "sync": env_bool("GPUADMIN_Q_SYNC", False),
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+    CACHES["flags"] = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# Host policy applied when a host's topology is recorded.
+GPUADMIN_RESERVED_CORES_PER_NODE = env_int("GPUADMIN_RESERVED_CORES_PER_NODE", 2)
+GPUADMIN_RESERVED_MEMORY_MIB_PER_NODE = env_int("GPUADMIN_RESERVED_MEMORY_MIB_PER_NODE", 8192)
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "gpuadmin API (Linode API v4 subset)",
+    "VERSION": "4.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env_bool("GPUADMIN_SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = env_bool("GPUADMIN_SECURE_COOKIES", True)

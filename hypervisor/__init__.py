@@ -1,0 +1,1 @@
+"""Plain Python, no Django: the only package that imports libvirt."""

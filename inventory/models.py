@@ -1,0 +1,306 @@
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+
+PCI_ADDRESS_RE = r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$"
+pci_address_validator = RegexValidator(
+    PCI_ADDRESS_RE, "A PCI address looks like 0000:3b:00.0 (lower-case hex)."
+)
+slug_validator = RegexValidator(r"^[a-z0-9]+(-[a-z0-9]+)*$", "Lower-case letters, digits and single dashes.")
+
+
+def _choices_check(field: str, choices: type[models.TextChoices], name: str) -> models.CheckConstraint:
+    return models.CheckConstraint(condition=Q(**{f"{field}__in": choices.values}), name=name)
+
+
+class RegionStatus(models.TextChoices):
+    OK = "ok", "OK"
+    OUTAGE = "outage", "Outage"
+
+
+class Region(models.Model):
+    Status = RegionStatus
+
+    id = models.CharField(primary_key=True, max_length=32, validators=[slug_validator])
+    label = models.CharField(max_length=64)
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2, lower case (us, in, sg).")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OK)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [_choices_check("status", RegionStatus, "region_status_valid")]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class GpuModel(models.Model):
+    name = models.CharField(max_length=128, unique=True)
+    short_name = models.CharField(max_length=32, help_text='What people call it: "RTX 6000".')
+    vendor_id = models.PositiveIntegerField(validators=[MaxValueValidator(0xFFFF)])
+    product_id = models.PositiveIntegerField(validators=[MaxValueValidator(0xFFFF)])
+    vram_mib = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["vendor_id", "product_id"], name="gpumodel_unique_pci_id"),
+            models.CheckConstraint(
+                condition=Q(vendor_id__lte=0xFFFF, product_id__lte=0xFFFF), name="gpumodel_pci_id_16bit"
+            ),
+            models.CheckConstraint(condition=Q(vram_mib__gt=0), name="gpumodel_vram_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class HostKind(models.TextChoices):
+    GPU = "gpu", "GPU"
+    STANDARD = "standard", "Standard"
+
+
+class HostState(models.TextChoices):
+    ENABLED = "enabled", "Enabled"
+    DRAINING = "draining", "Draining"
+    MAINTENANCE = "maintenance", "Maintenance"
+    DISABLED = "disabled", "Disabled"
+
+
+class Host(models.Model):
+    Kind = HostKind
+
+    State = HostState
+
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="hosts")
+    hostname = models.CharField(max_length=253, unique=True)
+    libvirt_uri = models.CharField(max_length=512)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.GPU)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ENABLED)
+    state_reason = models.CharField(max_length=255, blank=True)
+    profile = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Hardware profile the host was built from (synthetic and test hosts).",
+    )
+    generation = models.PositiveBigIntegerField(
+        default=0, help_text="Bumped by every claim and release on this host; placement snapshots compare it."
+    )
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["region_id", "hostname"]
+        constraints = [
+            _choices_check("kind", HostKind, "host_kind_valid"),
+            _choices_check("state", HostState, "host_state_valid"),
+        ]
+        indexes = [models.Index(fields=["region", "kind", "state"])]
+
+    def __str__(self) -> str:
+        return self.hostname
+
+
+class NumaNode(models.Model):
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="numa_nodes")
+    index = models.PositiveSmallIntegerField()
+    memory_mib = models.PositiveBigIntegerField()
+    reserved_memory_mib = models.PositiveBigIntegerField(default=0)
+    used_memory_mib = models.PositiveBigIntegerField(default=0)
+    hugepages_1g_total = models.PositiveIntegerField(default=0)
+    hugepages_1g_used = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["host_id", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["host", "index"], name="numanode_unique_index_per_host"),
+            models.CheckConstraint(
+                condition=Q(used_memory_mib__lte=F("memory_mib") - F("reserved_memory_mib")),
+                name="numanode_used_memory_within_capacity",
+            ),
+            models.CheckConstraint(
+                condition=Q(reserved_memory_mib__lte=F("memory_mib")), name="numanode_reserved_within_memory"
+            ),
+            models.CheckConstraint(
+                condition=Q(hugepages_1g_used__lte=F("hugepages_1g_total")),
+                name="numanode_hugepages_within_total",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.host.hostname} node {self.index}"
+
+    @property
+    def free_memory_mib(self) -> int:
+        return self.memory_mib - self.reserved_memory_mib - self.used_memory_mib
+
+
+class HostCpu(models.Model):
+    """One logical CPU (hardware thread). Reserved CPUs run the host and emulator threads, never a vCPU."""
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="cpus")
+    numa_node = models.ForeignKey(NumaNode, on_delete=models.CASCADE, related_name="cpus")
+    cpu_id = models.PositiveIntegerField()
+    core_id = models.PositiveIntegerField()
+    socket_id = models.PositiveIntegerField()
+    siblings = models.JSONField(default=list, help_text="cpu_ids sharing this core, this one included.")
+    reserved = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["host_id", "cpu_id"]
+        verbose_name = "host CPU"
+        constraints = [
+            models.UniqueConstraint(fields=["host", "cpu_id"], name="hostcpu_unique_cpu_per_host"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.host.hostname} cpu {self.cpu_id}"
+
+
+class GpuDeviceState(models.TextChoices):
+    AVAILABLE = "available", "Available"
+    RESERVED = "reserved", "Reserved"
+    CLEANING = "cleaning", "Cleaning"
+    FAULTY = "faulty", "Faulty"
+    QUARANTINED = "quarantined", "Quarantined"
+    REMOVED = "removed", "Removed"
+
+
+class GpuDevice(models.Model):
+    State = GpuDeviceState
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="gpus")
+    numa_node = models.ForeignKey(
+        NumaNode,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="gpus",
+        help_text="Empty when the firmware reports no NUMA affinity for the card.",
+    )
+    pci_address = models.CharField(max_length=16, validators=[pci_address_validator])
+    iommu_group = models.PositiveIntegerField()
+    model = models.ForeignKey(GpuModel, on_delete=models.PROTECT, related_name="devices")
+    companion_functions = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="PCI addresses of the other functions in the card's IOMMU group (audio, USB, UCSI).",
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.AVAILABLE)
+    state_reason = models.CharField(max_length=255, blank=True)
+    missing_since = models.DateTimeField(
+        null=True, blank=True, help_text="Set when a sync no longer finds the card on the host."
+    )
+
+    class Meta:
+        ordering = ["host_id", "pci_address"]
+        verbose_name = "GPU"
+        constraints = [
+            models.UniqueConstraint(fields=["host", "pci_address"], name="gpudevice_unique_pci_per_host"),
+            _choices_check("state", GpuDeviceState, "gpudevice_state_valid"),
+        ]
+        indexes = [models.Index(fields=["model", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.host.hostname} {self.pci_address}"
+
+    @property
+    def functions(self) -> list[str]:
+        """Every PCI function that goes to the guest with this card, the card itself first."""
+        return [self.pci_address, *self.companion_functions]
+
+
+class InstanceTypeClass(models.TextChoices):
+    GPU = "gpu", "GPU"
+    STANDARD = "standard", "Standard"
+    DEDICATED = "dedicated", "Dedicated"
+    NANODE = "nanode", "Nanode"
+
+
+class InstanceType(models.Model):
+    TypeClass = InstanceTypeClass
+
+    id = models.CharField(primary_key=True, max_length=64, validators=[slug_validator])
+    label = models.CharField(max_length=128)
+    type_class = models.CharField(max_length=16, choices=TypeClass.choices)
+    gpus = models.PositiveSmallIntegerField(default=0)
+    gpu_model = models.ForeignKey(
+        GpuModel, null=True, blank=True, on_delete=models.PROTECT, related_name="plans"
+    )
+    vcpus = models.PositiveSmallIntegerField()
+    memory_mib = models.PositiveIntegerField()
+    disk_mib = models.PositiveIntegerField()
+    transfer_gb = models.PositiveIntegerField()
+    network_out_mbps = models.PositiveIntegerField()
+    price_hourly = models.DecimalField(max_digits=10, decimal_places=4)
+    price_monthly = models.DecimalField(max_digits=10, decimal_places=2)
+    backups_price_hourly = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    backups_price_monthly = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+    successor = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    deprecated = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["type_class", "gpus", "vcpus", "id"]
+        constraints = [
+            _choices_check("type_class", InstanceTypeClass, "instancetype_class_valid"),
+            models.CheckConstraint(
+                condition=(
+                    Q(type_class="gpu", gpus__gte=1, gpus__lte=8, gpu_model__isnull=False)
+                    | (~Q(type_class="gpu") & Q(gpus=0, gpu_model__isnull=True))
+                ),
+                name="instancetype_gpus_match_class",
+            ),
+            models.CheckConstraint(
+                condition=Q(vcpus__gte=1, memory_mib__gte=1), name="instancetype_shape_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    price_hourly__gte=0,
+                    price_monthly__gte=0,
+                    backups_price_hourly__gte=0,
+                    backups_price_monthly__gte=0,
+                ),
+                name="instancetype_prices_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.type_class == self.TypeClass.GPU
+
+
+class ImageOsType(models.TextChoices):
+    LINUX = "linux", "Linux"
+    WINDOWS = "windows", "Windows"
+
+
+class Image(models.Model):
+    OsType = ImageOsType
+
+    id = models.CharField(
+        primary_key=True,
+        max_length=64,
+        validators=[RegexValidator(r"^[a-z0-9-]+/[a-z0-9.\-]+$", "Images look like linode/ubuntu22.04.")],
+    )
+    label = models.CharField(max_length=128)
+    vendor = models.CharField(max_length=64, blank=True)
+    description = models.CharField(max_length=255, blank=True)
+    os_type = models.CharField(max_length=16, choices=OsType.choices, default=OsType.LINUX)
+    needs_uefi = models.BooleanField(default=False)
+    size_mib = models.PositiveIntegerField()
+    public = models.BooleanField(default=True)
+    deprecated = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            _choices_check("os_type", ImageOsType, "image_os_type_valid"),
+            models.CheckConstraint(condition=Q(size_mib__gt=0), name="image_size_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.id

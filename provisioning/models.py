@@ -1,0 +1,224 @@
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+LABEL_RE = r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{1,62})[A-Za-z0-9]$"
+label_validator = RegexValidator(
+    LABEL_RE,
+    "Label must be 3-64 characters of letters, digits, '-', '_' and '.', "
+    "and start and end with a letter or digit.",
+)
+
+
+def _choices_check(field: str, choices: type[models.TextChoices], name: str) -> models.CheckConstraint:
+    return models.CheckConstraint(condition=Q(**{f"{field}__in": choices.values}), name=name)
+
+
+class InstanceStatus(models.TextChoices):
+    PROVISIONING = "provisioning", "Provisioning"
+    BOOTING = "booting", "Booting"
+    RUNNING = "running", "Running"
+    SHUTTING_DOWN = "shutting_down", "Shutting down"
+    OFFLINE = "offline", "Offline"
+    REBOOTING = "rebooting", "Rebooting"
+    RESIZING = "resizing", "Resizing"
+    DELETING = "deleting", "Deleting"
+    DELETED = "deleted", "Deleted"
+    FAILED = "failed", "Failed"
+
+
+class Instance(models.Model):
+    """A VM sold to an account (a "Linode"). Soft-deleted: events and invoices keep pointing at it."""
+
+    Status = InstanceStatus
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="instances")
+    label = models.CharField(max_length=64, validators=[label_validator])
+    group = models.CharField(max_length=64, blank=True)
+    region = models.ForeignKey("inventory.Region", on_delete=models.PROTECT, related_name="instances")
+    instance_type = models.ForeignKey(
+        "inventory.InstanceType", on_delete=models.PROTECT, related_name="instances"
+    )
+    image = models.ForeignKey(
+        "inventory.Image", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROVISIONING)
+    status_reason = models.CharField(max_length=500, blank=True)
+    host = models.ForeignKey(
+        "inventory.Host", null=True, blank=True, on_delete=models.PROTECT, related_name="instances"
+    )
+    domain_uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    booted = models.BooleanField(default=True, help_text="Whether the instance should be running.")
+    tags = models.JSONField(default=list, blank=True)
+    ipv4 = models.JSONField(default=list, blank=True)
+    ipv6 = models.CharField(max_length=64, blank=True)
+    cloud_init_user_data = models.TextField(
+        blank=True,
+        help_text="NoCloud user-data built at create time; holds a password hash, never the password.",
+    )
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "label"],
+                condition=Q(deleted_at__isnull=True),
+                name="instance_label_unique_per_account",
+            ),
+            _choices_check("status", InstanceStatus, "instance_status_valid"),
+        ]
+        indexes = [models.Index(fields=["account", "deleted_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.pk})"
+
+
+class Allocation(models.Model):
+    """What one instance holds on one host. Released, never deleted: the rows are the history."""
+
+    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="allocations")
+    host = models.ForeignKey("inventory.Host", on_delete=models.PROTECT, related_name="allocations")
+    instance_type = models.ForeignKey("inventory.InstanceType", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance"],
+                condition=Q(released_at__isnull=True),
+                name="allocation_one_active_per_instance",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"allocation {self.pk} of instance {self.instance_id} on {self.host_id}"
+
+    @property
+    def active(self) -> bool:
+        return self.released_at is None
+
+
+class AllocatedGpu(models.Model):
+    # released_at is copied from the allocation so the partial unique constraint can see it.
+    allocation = models.ForeignKey(Allocation, on_delete=models.CASCADE, related_name="gpus")
+    gpu = models.ForeignKey("inventory.GpuDevice", on_delete=models.PROTECT, related_name="allocations")
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "allocated GPU"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gpu"], condition=Q(released_at__isnull=True), name="allocatedgpu_one_active_per_gpu"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"GPU {self.gpu_id} in allocation {self.allocation_id}"
+
+
+class AllocatedCpu(models.Model):
+    allocation = models.ForeignKey(Allocation, on_delete=models.CASCADE, related_name="cpus")
+    cpu = models.ForeignKey("inventory.HostCpu", on_delete=models.PROTECT, related_name="allocations")
+    vcpu = models.PositiveSmallIntegerField(help_text="The guest vCPU pinned to this host CPU.")
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["allocation_id", "vcpu"]
+        verbose_name = "allocated CPU"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cpu"], condition=Q(released_at__isnull=True), name="allocatedcpu_one_active_per_cpu"
+            ),
+            models.UniqueConstraint(fields=["allocation", "vcpu"], name="allocatedcpu_unique_vcpu"),
+        ]
+
+    def __str__(self) -> str:
+        return f"vCPU {self.vcpu} on CPU {self.cpu_id} in allocation {self.allocation_id}"
+
+
+class AllocatedMemory(models.Model):
+    allocation = models.ForeignKey(Allocation, on_delete=models.CASCADE, related_name="memory")
+    numa_node = models.ForeignKey("inventory.NumaNode", on_delete=models.PROTECT, related_name="allocations")
+    memory_mib = models.PositiveBigIntegerField()
+    hugepages_1g = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["allocation_id", "numa_node_id"]
+        verbose_name_plural = "allocated memory"
+        constraints = [
+            models.UniqueConstraint(fields=["allocation", "numa_node"], name="allocatedmemory_unique_node"),
+            models.CheckConstraint(condition=Q(memory_mib__gt=0), name="allocatedmemory_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.memory_mib} MiB on node {self.numa_node_id} in allocation {self.allocation_id}"
+
+
+class JobAction(models.TextChoices):
+    CREATE = "linode_create", "Create"
+    BOOT = "linode_boot", "Boot"
+    SHUTDOWN = "linode_shutdown", "Shut down"
+    REBOOT = "linode_reboot", "Reboot"
+    DELETE = "linode_delete", "Delete"
+    RESIZE = "linode_resize", "Resize"
+
+
+class JobStatus(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    STARTED = "started", "Started"
+    FINISHED = "finished", "Finished"
+    FAILED = "failed", "Failed"
+
+
+class Job(models.Model):
+    """One asynchronous operation on an instance: a row first, then a task. Linode events read from here."""
+
+    Action = JobAction
+
+    Status = JobStatus
+
+    IN_FLIGHT = (Status.SCHEDULED, Status.STARTED)
+
+    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="jobs")
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="jobs")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=32, choices=Action.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    percent_complete = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    step = models.CharField(max_length=64, blank=True, help_text="The last step that completed.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=5)
+    error = models.TextField(blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance"],
+                condition=Q(status__in=["scheduled", "started"]),
+                name="job_one_in_flight_per_instance",
+            ),
+            _choices_check("action", JobAction, "job_action_valid"),
+            _choices_check("status", JobStatus, "job_status_valid"),
+            models.CheckConstraint(condition=Q(percent_complete__lte=100), name="job_percent_at_most_100"),
+        ]
+        indexes = [models.Index(fields=["account", "created"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} #{self.pk} ({self.status})"

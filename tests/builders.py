@@ -1,0 +1,157 @@
+"""Small builders for test data: each says in its arguments what the test depends on."""
+
+import itertools
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+
+from accounts.models import Account, Membership
+from accounts.services import account_create, user_create
+from hypervisor.synthetic import RTX_6000, RTX_6000_NAME, dual_socket_gpu_host, standard_host
+from inventory.models import GpuModel, Host, Image, InstanceType, Region
+from inventory.services import host_create
+
+_counter = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{next(_counter)}"
+
+
+def make_region(region_id: str = "us-east", label: str = "Newark, NJ", country: str = "us") -> Region:
+    region, _ = Region.objects.get_or_create(id=region_id, defaults={"label": label, "country": country})
+    return region
+
+
+def make_gpu_model(
+    product_id: int = RTX_6000, name: str = RTX_6000_NAME, short_name: str = "RTX 6000"
+) -> GpuModel:
+    model, _ = GpuModel.objects.get_or_create(
+        vendor_id=0x10DE,
+        product_id=product_id,
+        defaults={"name": name, "short_name": short_name, "vram_mib": 24576},
+    )
+    return model
+
+
+def make_gpu_host(
+    *,
+    region: Region | None = None,
+    hostname: str | None = None,
+    numa_nodes: int = 2,
+    gpus_per_node: int = 2,
+    cores_per_node: int = 24,
+    memory_gib_per_node: int = 192,
+    gpu_model: GpuModel | None = None,
+    state: str = Host.State.ENABLED,
+) -> Host:
+    region = region or make_region()
+    gpu_model = gpu_model or make_gpu_model()
+    hostname = hostname or unique(f"{region.id}-gpu")
+    description = dual_socket_gpu_host(
+        hostname,
+        numa_nodes=numa_nodes,
+        gpus_per_node=gpus_per_node,
+        cores_per_node=cores_per_node,
+        memory_mib_per_node=memory_gib_per_node * 1024,
+        product_id=gpu_model.product_id,
+        product_name=gpu_model.name,
+    )
+    host = host_create(
+        region=region,
+        hostname=hostname,
+        libvirt_uri="test:///default",
+        kind=Host.Kind.GPU,
+        description=description,
+    )
+    if state != Host.State.ENABLED:
+        Host.objects.filter(pk=host.pk).update(state=state)
+        host.refresh_from_db()
+    return host
+
+
+def make_standard_host(*, region: Region | None = None, hostname: str | None = None) -> Host:
+    region = region or make_region()
+    hostname = hostname or unique(f"{region.id}-std")
+    return host_create(
+        region=region,
+        hostname=hostname,
+        libvirt_uri="test:///default",
+        kind=Host.Kind.STANDARD,
+        description=standard_host(hostname),
+    )
+
+
+def make_gpu_plan(gpus: int = 1, *, gpu_model: GpuModel | None = None) -> InstanceType:
+    """Linode's RTX 6000 plans: 1/2/3/4 GPUs with 8/16/20/24 vCPUs and 32 GiB RAM a GPU."""
+    gpu_model = gpu_model or make_gpu_model()
+    vcpus = {1: 8, 2: 16, 3: 20, 4: 24}.get(gpus, 6 * gpus)
+    plan, _ = InstanceType.objects.get_or_create(
+        id=f"g1-gpu-{gpu_model.short_name.lower().replace(' ', '')}-{gpus}",
+        defaults={
+            "label": f"Dedicated {32 * gpus}GB + {gpu_model.short_name} GPU x{gpus}",
+            "type_class": InstanceType.TypeClass.GPU,
+            "gpus": gpus,
+            "gpu_model": gpu_model,
+            "vcpus": vcpus,
+            "memory_mib": 32 * 1024 * gpus,
+            "disk_mib": 640 * 1024 * gpus,
+            "transfer_gb": 16000 if gpus == 1 else 20000,
+            "network_out_mbps": 10000,
+            "price_hourly": Decimal("1.50") * gpus,
+            "price_monthly": Decimal("1000.00") * gpus,
+        },
+    )
+    return plan
+
+
+def make_standard_plan(vcpus: int = 2) -> InstanceType:
+    plan, _ = InstanceType.objects.get_or_create(
+        id=f"g6-standard-{vcpus}",
+        defaults={
+            "label": f"Linode {2 * vcpus}GB",
+            "type_class": InstanceType.TypeClass.STANDARD,
+            "vcpus": vcpus,
+            "memory_mib": 2048 * vcpus,
+            "disk_mib": 40960 * vcpus,
+            "transfer_gb": 2000 * vcpus,
+            "network_out_mbps": 2000 * vcpus,
+            "price_hourly": Decimal("0.018") * vcpus,
+            "price_monthly": Decimal("12.00") * vcpus,
+        },
+    )
+    return plan
+
+
+def make_image(image_id: str = "linode/ubuntu22.04", *, windows: bool = False) -> Image:
+    image, _ = Image.objects.get_or_create(
+        id=image_id,
+        defaults={
+            "label": image_id.split("/")[-1],
+            "os_type": Image.OsType.WINDOWS if windows else Image.OsType.LINUX,
+            "needs_uefi": windows,
+            "size_mib": 2500,
+        },
+    )
+    return image
+
+
+def make_account(*, kind: str = Account.Kind.CUSTOMER, name: str | None = None) -> Account:
+    name = name or unique(f"{kind}-account")
+    return account_create(name=name, email=f"{name}@example.com", kind=kind)
+
+
+def make_user(*, account: Account | None = None, username: str | None = None, staff: bool = False):
+    account = account or make_account()
+    username = username or unique("user")
+    user = user_create(
+        username=username,
+        email=f"{username}@example.com",
+        password="pw-" + username,
+        account=account,
+        role=Membership.Role.OWNER,
+    )
+    if staff:
+        get_user_model().objects.filter(pk=user.pk).update(is_staff=True, is_superuser=True)
+        user.refresh_from_db()
+    return user

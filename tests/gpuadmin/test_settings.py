@@ -1,0 +1,72 @@
+"""Settings refuse to start in production without a secret key; development needs nothing."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def import_settings(**env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GPUADMIN_") and k != "DATABASE_URL"}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import gpuadmin.settings as s; print(s.DEBUG, s.DATABASES['default']['ENGINE'])",
+        ],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_debug_off_without_secret_key_refuses_to_start():
+    result = import_settings()
+    assert result.returncode != 0
+    assert "GPUADMIN_SECRET_KEY is required" in result.stderr
+
+
+def test_debug_off_with_secret_key_starts():
+    result = import_settings(GPUADMIN_SECRET_KEY="x" * 50)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "django.db.backends.sqlite3"]
+
+
+def test_debug_on_needs_nothing_else():
+    result = import_settings(GPUADMIN_DEBUG="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "True"
+
+
+def test_database_url_selects_postgresql():
+    result = import_settings(GPUADMIN_DEBUG="1", DATABASE_URL="postgres://u@127.0.0.1:5432/db")
+    assert result.stdout.split()[1] == "django.db.backends.postgresql"
+
+
+def test_a_malformed_boolean_is_an_error_not_a_guess():
+    result = import_settings(GPUADMIN_DEBUG="maybe")
+    assert result.returncode != 0
+    assert "GPUADMIN_DEBUG must be a boolean" in result.stderr
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
+    script = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='gpuadmin.settings'; django.setup();"
+        "from django.db import connection; c=connection.cursor(); c.execute('PRAGMA journal_mode');"
+        "print(c.fetchone()[0], connection.settings_dict['OPTIONS']['timeout'])"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GPUADMIN_") and k != "DATABASE_URL"}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**clean, "GPUADMIN_DEBUG": "1", "GPUADMIN_VAR_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["wal", "30"]

@@ -1,0 +1,15 @@
+"""Settings for the test suite: production settings (debug off) with a throwaway key and inline tasks."""
+
+import os
+
+os.environ.setdefault("GPUADMIN_SECRET_KEY", "tests-only-secret-key-not-for-production")
+os.environ.setdefault("GPUADMIN_DEBUG", "0")
+
+from gpuadmin.settings import *  # noqa: E402,F403
+from gpuadmin.settings import Q_CLUSTER  # noqa: E402
+
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+Q_CLUSTER = {**Q_CLUSTER, "sync": True}
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
