@@ -11,7 +11,7 @@ from django.db import transaction
 
 from accounts.models import Account, Membership
 from accounts.services import account_create, user_create
-from gpuadmin.flags import GPU_INSTANCES
+from accounts.flags import GPU_INSTANCES
 from gpuadmin.models import Flag
 from hypervisor.synthetic import RTX_6000, RTX_6000_NAME, dual_socket_gpu_host, standard_host
 from inventory.models import GpuModel, Host, Image, InstanceType, Region

@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from accounts.models import Account
-from gpuadmin.flags import GPU_INSTANCES
+from accounts.flags import GPU_INSTANCES
 from gpuadmin.models import Flag
 from inventory.models import GpuDevice, Host, InstanceType, Region
 
