@@ -182,6 +182,12 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# Jobs retry transient hypervisor errors this many times, waiting base * 2^n seconds between tries.
+GPUADMIN_JOB_MAX_ATTEMPTS = env_int("GPUADMIN_JOB_MAX_ATTEMPTS", 5)
+GPUADMIN_JOB_BACKOFF_SECONDS = float(os.environ.get("GPUADMIN_JOB_BACKOFF_SECONDS", "1.0"))
+# How often the scheduled reconcile runs, in minutes.
+GPUADMIN_RECONCILE_MINUTES = env_int("GPUADMIN_RECONCILE_MINUTES", 5)
+
 # Host policy applied when a host's topology is recorded.
 GPUADMIN_RESERVED_CORES_PER_NODE = env_int("GPUADMIN_RESERVED_CORES_PER_NODE", 2)
 GPUADMIN_RESERVED_MEMORY_MIB_PER_NODE = env_int("GPUADMIN_RESERVED_MEMORY_MIB_PER_NODE", 8192)
