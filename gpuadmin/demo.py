@@ -9,9 +9,9 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from accounts.flags import GPU_INSTANCES
 from accounts.models import Account, Membership
 from accounts.services import account_create, user_create
-from accounts.flags import GPU_INSTANCES
 from gpuadmin.models import Flag
 from hypervisor.synthetic import RTX_6000, RTX_6000_NAME, dual_socket_gpu_host, standard_host
 from inventory.models import GpuModel, Host, Image, InstanceType, Region

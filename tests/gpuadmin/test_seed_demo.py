@@ -3,8 +3,8 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from accounts.models import Account
 from accounts.flags import GPU_INSTANCES
+from accounts.models import Account
 from gpuadmin.models import Flag
 from inventory.models import GpuDevice, Host, InstanceType, Region
 
