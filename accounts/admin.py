@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from accounts.models import Account, AuditRecord, Membership
+from accounts.models import Account, ApiToken, AuditRecord, Membership
+from accounts.services import api_token_revoke
 
 
 class MembershipInline(admin.TabularInline):
@@ -32,3 +33,26 @@ class AuditRecordAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Issued by `manage.py create_api_token` (the secret is shown once); revoked here."""
+
+    list_display = ["prefix", "label", "user", "scopes", "created", "expiry", "last_used"]
+    search_fields = ["label", "prefix", "user__username"]
+    readonly_fields = ["user", "label", "prefix", "scopes", "created", "expiry", "last_used"]
+    exclude = ["token_hash"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        api_token_revoke(token=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for token in queryset:
+            api_token_revoke(token=token, actor=request.user)

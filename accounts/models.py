@@ -77,3 +77,34 @@ class AuditRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.action} {self.target_repr}"
+
+
+class ApiToken(models.Model):
+    """A personal access token. Only the SHA-256 of the secret is kept: the secret is shown once.
+
+    A plain hash is enough (no salt, no slow KDF) because the secret is 256 random bits, not a password.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    label = models.CharField(max_length=100, blank=True)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(
+        max_length=16, editable=False, help_text="The first characters of the token, to recognise it."
+    )
+    scopes = models.CharField(max_length=512, default="*", help_text="'*' or pairs like linodes:read_write.")
+    created = models.DateTimeField(auto_now_add=True)
+    expiry = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name = "API token"
+        constraints = [
+            models.CheckConstraint(condition=~Q(scopes=""), name="apitoken_scopes_not_empty"),
+            models.CheckConstraint(
+                condition=Q(token_hash__regex=r"^[0-9a-f]{64}$"), name="apitoken_hash_sha256"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label or 'token'} {self.prefix}… of {self.user}"

@@ -1,10 +1,18 @@
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models, transaction
+from django.utils import timezone
 
-from accounts.models import Account, AuditRecord, Membership
+from accounts.models import Account, ApiToken, AuditRecord, Membership
+from accounts.scopes import ALL, parse_scopes
+from accounts.tokens import hash_secret, new_secret
 
 User = get_user_model()
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class NoAccount(Exception):
@@ -46,3 +54,51 @@ def user_create(
         membership.full_clean()
         membership.save()
     return user
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    secret: str  # shown once, never stored
+
+
+def api_token_create(
+    *,
+    user: AbstractBaseUser,
+    scopes: str = ALL,
+    label: str = "",
+    expiry_days: int | None = None,
+    actor: AbstractBaseUser | None = None,
+) -> IssuedToken:
+    """Issue a personal access token. Raises InvalidScopes for a bad scope string."""
+    parsed = parse_scopes(scopes)
+    if expiry_days is not None and expiry_days < 1:
+        raise ValueError("A token's expiry is a positive number of days (leave it out for no expiry).")
+    secret = new_secret()
+    with transaction.atomic():
+        token = ApiToken(
+            user=user,
+            label=label,
+            token_hash=hash_secret(secret),
+            prefix=secret[:8],
+            scopes=str(parsed),
+            expiry=timezone.now() + timedelta(days=expiry_days) if expiry_days is not None else None,
+        )
+        token.full_clean()
+        token.save()
+        audit_record(actor=actor, action="api_token.create", target=token, detail=f"scopes {token.scopes}")
+    return IssuedToken(token=token, secret=secret)
+
+
+def api_token_revoke(*, token: ApiToken, actor: AbstractBaseUser | None = None) -> None:
+    with transaction.atomic():
+        audit_record(actor=actor, action="api_token.revoke", target=token)
+        token.delete()
+
+
+def api_token_mark_used(*, token: ApiToken, now: datetime) -> None:
+    """Record use at most once a minute, so the hot path is not a write on every request."""
+    if token.last_used is not None and now - token.last_used < LAST_USED_RESOLUTION:
+        return
+    ApiToken.objects.filter(pk=token.pk).update(last_used=now)
+    token.last_used = now
