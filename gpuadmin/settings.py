@@ -105,6 +105,8 @@ TEMPLATES = [
 WSGI_APPLICATION = "gpuadmin.wsgi.application"
 
 _default_sqlite = f"sqlite:///{VAR_DIR / 'gpuadmin.sqlite3'}"
+if not os.environ.get("DATABASE_URL"):
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or _default_sqlite,
