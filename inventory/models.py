@@ -109,11 +109,45 @@ class NumaNode(models.Model):
     used_memory_mib = models.PositiveBigIntegerField(default=0)
     hugepages_1g_total = models.PositiveIntegerField(default=0)
     hugepages_1g_used = models.PositiveIntegerField(default=0)
+    # Capacity counters: denormalized so a claim finds candidate nodes through an index instead of
+    # scanning every GPU and CPU row of a region. Claims and releases keep them exact under the host
+    # lock; inventory.counters.numa_counters_recount rebuilds them from the rows.
+    gpu_model = models.ForeignKey(
+        GpuModel,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The model this node sells; empty when it has no cards or mixes models (it sells none).",
+    )
+    free_gpus = models.PositiveSmallIntegerField(
+        default=0, help_text="Counter: placeable cards in state available and in no active allocation."
+    )
+    allocated_gpus = models.PositiveSmallIntegerField(
+        default=0, help_text="Counter: cards of this node in an active allocation."
+    )
+    free_cores = models.PositiveSmallIntegerField(
+        default=0, help_text="Counter: cores with every thread unreserved and in no active allocation."
+    )
+    threads_per_core = models.PositiveSmallIntegerField(
+        default=1, help_text="Hardware threads of one core (2 with SMT); a vCPU share takes whole cores."
+    )
 
     class Meta:
         ordering = ["host_id", "index"]
+        indexes = [
+            # The claim's candidate query: nodes selling one model, tightest first.
+            models.Index(fields=["gpu_model", "free_gpus", "host"], name="numanode_gpu_candidates"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["host", "index"], name="numanode_unique_index_per_host"),
+            models.CheckConstraint(
+                condition=Q(free_gpus__gte=0, allocated_gpus__gte=0, free_cores__gte=0),
+                name="numanode_counters_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(threads_per_core__gte=1), name="numanode_threads_per_core_positive"
+            ),
             models.CheckConstraint(
                 condition=Q(used_memory_mib__lte=F("memory_mib") - F("reserved_memory_mib")),
                 name="numanode_used_memory_within_capacity",
@@ -185,6 +219,12 @@ class GpuDevice(models.Model):
         default=list,
         blank=True,
         help_text="PCI addresses of the other functions in the card's IOMMU group (audio, USB, UCSI).",
+    )
+    foreign_functions = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="PCI addresses in the card's IOMMU group that belong to another device: such a card "
+        "cannot be given to a guest alone, so it is never placed.",
     )
     state = models.CharField(max_length=16, choices=State.choices, default=State.AVAILABLE)
     state_reason = models.CharField(max_length=255, blank=True)

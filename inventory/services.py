@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import transaction
 
 from hypervisor.description import HostDescription
+from inventory.counters import numa_counters_recount
 from inventory.models import GpuDevice, GpuModel, Host, HostCpu, NumaNode, Region
 
 
@@ -84,7 +85,9 @@ def host_record_topology(*, host: Host, description: HostDescription) -> None:
                 iommu_group=gpu.iommu_group,
                 model=model,
                 companion_functions=list(gpu.companion_functions),
+                foreign_functions=list(gpu.foreign_functions),
             )
             device.full_clean(exclude=["host", "numa_node", "model"])
             gpus.append(device)
         GpuDevice.objects.bulk_create(gpus)
+        numa_counters_recount(host=host)
