@@ -196,11 +196,24 @@ GPUADMIN_RESERVED_MEMORY_MIB_PER_NODE = env_int("GPUADMIN_RESERVED_MEMORY_MIB_PE
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # The public API (gpuadmin.api): Linode's error body everywhere, Linode's timestamps (UTC).
+    "EXCEPTION_HANDLER": "gpuadmin.api.errors.exception_handler",
+    "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "gpuadmin API (Linode API v4 subset)",
     "VERSION": "4.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["gpuadmin.api.schema.only_v4"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gpuadmin.api.schema.shared_responses",
+    ],
+}
+# Requests allowed per token (per address without one): bucket -> (requests, seconds). Linode's figures.
+GPUADMIN_API_RATE_LIMITS = {
+    "requests": (env_int("GPUADMIN_API_RATE_REQUESTS", 800), 120),
+    "linode_create": (env_int("GPUADMIN_API_RATE_CREATES", 10), 30),
 }
 
 if not DEBUG:
