@@ -1,0 +1,75 @@
+"""NoCloud user-data for a new instance. The root password is kept only as a SHA-512 crypt hash."""
+
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+
+_ITOA64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# The order in which SHA-crypt spreads the 64 digest bytes over its 4-character groups.
+_SHA512_GROUPS = [
+    (0, 21, 42), (22, 43, 1), (44, 2, 23), (3, 24, 45), (25, 46, 4), (47, 5, 26), (6, 27, 48),
+    (28, 49, 7), (50, 8, 29), (9, 30, 51), (31, 52, 10), (53, 11, 32), (12, 33, 54), (34, 55, 13),
+    (56, 14, 35), (15, 36, 57), (37, 58, 16), (59, 17, 38), (18, 39, 60), (40, 61, 19), (62, 20, 41),
+]  # fmt: skip
+
+
+def _b64_from_24bit(b2: int, b1: int, b0: int, chars: int) -> str:
+    word = (b2 << 16) | (b1 << 8) | b0
+    out = []
+    for _ in range(chars):
+        out.append(_ITOA64[word & 0x3F])
+        word >>= 6
+    return "".join(out)
+
+
+def _repeat_to(digest: bytes, length: int) -> bytes:
+    return (digest * (length // len(digest) + 1))[:length]
+
+
+def sha512_crypt(password: str, salt: str | None = None, rounds: int = 5000) -> str:
+    """The `$6$` hash that /etc/shadow, chpasswd and cloud-init understand (Drepper's SHA-crypt).
+
+    The standard library's `crypt` module is deprecated and gone in Python 3.13, hence our own.
+    """
+    if salt is None:
+        salt = "".join(secrets.choice(_ITOA64) for _ in range(16))
+    pw, sl = password.encode(), salt[:16].encode()
+    alternate = hashlib.sha512(pw + sl + pw).digest()
+    a = hashlib.sha512(pw + sl + _repeat_to(alternate, len(pw)))
+    length = len(pw)
+    while length:
+        a.update(alternate if length & 1 else pw)
+        length >>= 1
+    digest = a.digest()
+    p_seq = _repeat_to(hashlib.sha512(pw * len(pw)).digest(), len(pw))
+    s_seq = _repeat_to(hashlib.sha512(sl * (16 + digest[0])).digest(), len(sl))
+    for round_number in range(rounds):
+        c = hashlib.sha512(p_seq if round_number & 1 else digest)
+        if round_number % 3:
+            c.update(s_seq)
+        if round_number % 7:
+            c.update(p_seq)
+        c.update(digest if round_number & 1 else p_seq)
+        digest = c.digest()
+    encoded = "".join(_b64_from_24bit(digest[i], digest[j], digest[k], 4) for i, j, k in _SHA512_GROUPS)
+    encoded += _b64_from_24bit(0, 0, digest[63], 2)
+    prefix = "$6$" if rounds == 5000 else f"$6$rounds={rounds}$"
+    return f"{prefix}{sl.decode()}${encoded}"
+
+
+def user_data(*, hostname: str, root_pass: str | None, authorized_keys: Sequence[str]) -> str:
+    """cloud-config with the root credentials. JSON strings are valid YAML, which keeps quoting safe."""
+    lines = ["#cloud-config", f"hostname: {json.dumps(hostname)}", "disable_root: false"]
+    if root_pass:
+        lines += [
+            "ssh_pwauth: true",
+            "chpasswd:",
+            "  expire: false",
+            "  users:",
+            f"    - {{name: root, type: hash, password: {json.dumps(sha512_crypt(root_pass))}}}",
+        ]
+    if authorized_keys:
+        lines += ["users:", "  - name: root", "    ssh_authorized_keys:"]
+        lines += [f"      - {json.dumps(key)}" for key in authorized_keys]
+    return "\n".join(lines) + "\n"

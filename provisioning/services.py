@@ -1,0 +1,329 @@
+"""Every write to an instance's life: create, power, resize, delete. Views, admin actions and tasks call these."""
+
+import re
+import secrets
+from collections.abc import Sequence
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.flags import gpu_plans_visible, provisioning_enabled
+from accounts.models import Account
+from accounts.services import audit_record
+from inventory.models import Image, InstanceType, Region
+from provisioning import jobs
+from provisioning.claims import allocation_claim
+from provisioning.cloudinit import user_data
+from provisioning.exceptions import (
+    InstanceBusy,
+    InvalidRequest,
+    LabelTaken,
+    PlanNotFound,
+    ProvisioningDisabled,
+    RegionNotValid,
+)
+from provisioning.models import LABEL_RE, Instance, Job
+
+ROOT_PASS_MIN, ROOT_PASS_MAX = 11, 128
+TAG_MIN, TAG_MAX = 3, 50
+SSH_KEY_PREFIXES = (
+    "ssh-rsa ",
+    "ssh-ed25519 ",
+    "ecdsa-sha2-",
+    "sk-ssh-ed25519@",
+    "sk-ecdsa-sha2-",
+    "ssh-dss ",
+)
+
+
+def plan_for(*, user: AbstractBaseUser | None, plan_id: str) -> InstanceType:
+    """The plan a user may buy; a GPU plan hidden by the flag is exactly as absent as a plan that does not exist."""
+    plan = InstanceType.objects.select_related("gpu_model").filter(pk=plan_id).first()
+    if plan is None or (plan.is_gpu and not gpu_plans_visible(user=user)):
+        raise PlanNotFound("A valid plan type by that ID was not found")
+    return plan
+
+
+def region_for(*, region_id: str) -> Region:
+    region = Region.objects.filter(pk=region_id).first()
+    if region is None:
+        raise RegionNotValid("region is not valid")
+    return region
+
+
+def image_for(*, image_id: str) -> Image:
+    image = Image.objects.filter(pk=image_id, public=True).first()
+    if image is None:
+        raise InvalidRequest(f"Not found: image {image_id!r} does not exist.", field="image")
+    return image
+
+
+def validate_label(label: str) -> None:
+    if not isinstance(label, str) or not re.fullmatch(LABEL_RE, label):
+        raise InvalidRequest(
+            "Label must be 3-64 characters of letters, digits, '-', '_' and '.', and begin and end with a "
+            "letter or digit.",
+            field="label",
+        )
+    if any(pair in label for pair in ("--", "__", "..")):
+        raise InvalidRequest(
+            "Label must not contain two dashes, underscores or periods in a row.", field="label"
+        )
+
+
+def _validate_tags(tags: Sequence[str]) -> list[str]:
+    cleaned = []
+    for tag in tags:
+        if not isinstance(tag, str) or not TAG_MIN <= len(tag) <= TAG_MAX:
+            raise InvalidRequest(f"Tags must be {TAG_MIN}-{TAG_MAX} characters.", field="tags")
+        if tag not in cleaned:
+            cleaned.append(tag)
+    return cleaned
+
+
+def _validate_credentials(
+    *, image: Image | None, root_pass: str | None, authorized_keys: Sequence[str]
+) -> None:
+    if root_pass is not None:
+        if not isinstance(root_pass, str) or not ROOT_PASS_MIN <= len(root_pass) <= ROOT_PASS_MAX:
+            raise InvalidRequest(
+                f"root_pass must be {ROOT_PASS_MIN}-{ROOT_PASS_MAX} characters.", field="root_pass"
+            )
+        classes = sum(bool(re.search(p, root_pass)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^A-Za-z0-9]"))
+        if classes < 3:
+            raise InvalidRequest(
+                "root_pass must contain at least three of: lower case, upper case, digits, punctuation.",
+                field="root_pass",
+            )
+    for key in authorized_keys:
+        if not isinstance(key, str) or not key.startswith(SSH_KEY_PREFIXES) or "\n" in key:
+            raise InvalidRequest(
+                "authorized_keys must be SSH public keys, one per entry.", field="authorized_keys"
+            )
+    if image is not None and not root_pass and not authorized_keys:
+        raise InvalidRequest("root_pass is required when deploying an image.", field="root_pass")
+    if image is None and (root_pass or authorized_keys):
+        raise InvalidRequest("root_pass and authorized_keys need an image to deploy.", field="image")
+
+
+def _generated_label(*, account: Account, region: Region, plan: InstanceType) -> str:
+    stem = "gpu" if plan.is_gpu else "linode"
+    while True:
+        label = f"{stem}-{region.id}-{secrets.token_hex(3)}"
+        if not Instance.objects.filter(account=account, label=label, deleted_at__isnull=True).exists():
+            return label
+
+
+def _label_is_taken(*, account: Account, label: str, exclude: Instance | None = None) -> bool:
+    taken = Instance.objects.filter(account=account, label=label, deleted_at__isnull=True)
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude.pk)
+    return taken.exists()
+
+
+def instance_create(
+    *,
+    account: Account,
+    actor: AbstractBaseUser | None,
+    plan: InstanceType,
+    region: Region,
+    image: Image | None,
+    label: str | None = None,
+    root_pass: str | None = None,
+    authorized_keys: Sequence[str] = (),
+    booted: bool = True,
+    tags: Sequence[str] = (),
+    group: str = "",
+) -> Instance:
+    """Validate, claim the resources and write the instance and its create job; the task runs on commit."""
+    if not provisioning_enabled():
+        raise ProvisioningDisabled(
+            "Provisioning is paused by the operators; no new instances can be created now."
+        )
+    if plan.is_gpu and not gpu_plans_visible(user=actor):
+        raise PlanNotFound("A valid plan type by that ID was not found")
+    authorized_keys = list(authorized_keys)
+    _validate_credentials(image=image, root_pass=root_pass, authorized_keys=authorized_keys)
+    tags = _validate_tags(tags)
+    if label is not None:
+        validate_label(label)
+    with transaction.atomic():
+        if label is None:
+            label = _generated_label(account=account, region=region, plan=plan)
+        elif _label_is_taken(account=account, label=label):
+            raise LabelTaken("Label must be unique among your linodes")
+        instance = Instance(
+            account=account,
+            label=label,
+            group=group,
+            region=region,
+            instance_type=plan,
+            image=image,
+            booted=booted,
+            tags=tags,
+            status=Instance.Status.PROVISIONING,
+            cloud_init_user_data=user_data(
+                hostname=label, root_pass=root_pass, authorized_keys=authorized_keys
+            )
+            if image is not None
+            else "",
+        )
+        instance.full_clean()
+        try:
+            with transaction.atomic():
+                instance.save()
+        except IntegrityError as exc:
+            raise LabelTaken("Label must be unique among your linodes") from exc
+        allocation = allocation_claim(instance=instance, plan=plan, region=region)
+        instance.ipv4 = [_address_for(instance=instance)]
+        instance.save(update_fields=["ipv4", "updated"])
+        jobs.job_start(
+            instance=instance, action=Job.Action.CREATE, actor=actor, params={"allocation": allocation.pk}
+        )
+        audit_record(
+            actor=actor, action="instance.create", target=instance, detail=f"{plan.id} in {region.id}"
+        )
+    return instance
+
+
+def _address_for(*, instance: Instance) -> str:
+    """A documentation-range address per instance (RFC 5737): real IPAM is outside this control plane."""
+    number = instance.pk % (256 * 254)
+    return (
+        f"198.51.{100 + (number // 254) % 4}.{number % 254 + 1}"
+        if number < 4 * 254
+        else f"203.0.113.{number % 254 + 1}"
+    )
+
+
+def instance_update(
+    *,
+    instance: Instance,
+    actor: AbstractBaseUser | None,
+    label: str | None = None,
+    tags: Sequence[str] | None = None,
+    group: str | None = None,
+) -> Instance:
+    with transaction.atomic():
+        instance = Instance.objects.select_for_update().get(pk=instance.pk)
+        fields = []
+        if label is not None and label != instance.label:
+            validate_label(label)
+            if _label_is_taken(account=instance.account, label=label, exclude=instance):
+                raise LabelTaken("Label must be unique among your linodes")
+            instance.label = label
+            fields.append("label")
+        if tags is not None:
+            instance.tags = _validate_tags(tags)
+            fields.append("tags")
+        if group is not None:
+            instance.group = group
+            fields.append("group")
+        if fields:
+            instance.full_clean()
+            try:
+                with transaction.atomic():
+                    instance.save(update_fields=[*fields, "updated"])
+            except IntegrityError as exc:
+                raise LabelTaken("Label must be unique among your linodes") from exc
+            audit_record(actor=actor, action="instance.update", target=instance, detail=", ".join(fields))
+    return instance
+
+
+def _power_job(
+    *, instance: Instance, actor: AbstractBaseUser | None, action: str, status: str, booted: bool | None
+) -> Job:
+    with transaction.atomic():
+        instance = Instance.objects.select_for_update().get(pk=instance.pk)
+        retrying_delete = action == Job.Action.DELETE and instance.status == Instance.Status.DELETING
+        if instance.deleted_at is not None or (
+            instance.status == Instance.Status.DELETING and not retrying_delete
+        ):
+            raise InstanceBusy("Linode busy.")
+        if instance.status == Instance.Status.FAILED and action != Job.Action.DELETE:
+            raise InvalidRequest(
+                f"Instance {instance.pk} failed to provision ({instance.status_reason}); it can only be deleted."
+            )
+        instance.status = status
+        if booted is not None:
+            instance.booted = booted
+        instance.save(update_fields=["status", "booted", "updated"])
+        return jobs.job_start(instance=instance, action=action, actor=actor)
+
+
+def instance_boot(*, instance: Instance, actor: AbstractBaseUser | None) -> Job:
+    return _power_job(
+        instance=instance, actor=actor, action=Job.Action.BOOT, status=Instance.Status.BOOTING, booted=True
+    )
+
+
+def instance_shutdown(*, instance: Instance, actor: AbstractBaseUser | None) -> Job:
+    return _power_job(
+        instance=instance,
+        actor=actor,
+        action=Job.Action.SHUTDOWN,
+        status=Instance.Status.SHUTTING_DOWN,
+        booted=False,
+    )
+
+
+def instance_reboot(*, instance: Instance, actor: AbstractBaseUser | None) -> Job:
+    return _power_job(
+        instance=instance,
+        actor=actor,
+        action=Job.Action.REBOOT,
+        status=Instance.Status.REBOOTING,
+        booted=True,
+    )
+
+
+def instance_delete(*, instance: Instance, actor: AbstractBaseUser | None) -> Job:
+    job = _power_job(
+        instance=instance,
+        actor=actor,
+        action=Job.Action.DELETE,
+        status=Instance.Status.DELETING,
+        booted=False,
+    )
+    audit_record(actor=actor, action="instance.delete", target=instance)
+    return job
+
+
+def instance_resize(*, instance: Instance, actor: AbstractBaseUser | None, plan: InstanceType) -> Job:
+    """Cold resize: the task shuts down, moves the allocation, redefines and boots again if it was running."""
+    if plan.pk == instance.instance_type_id:
+        raise InvalidRequest("Linode is already running this plan.", field="type")
+    if plan.is_gpu != instance.instance_type.is_gpu:
+        raise InvalidRequest(
+            "A GPU Linode can only be resized to another GPU plan, and the reverse.", field="type"
+        )
+    if plan.is_gpu and plan.gpu_model_id != instance.instance_type.gpu_model_id:
+        raise InvalidRequest("Resize keeps the GPU model; choose a plan with the same GPU.", field="type")
+    with transaction.atomic():
+        locked = Instance.objects.select_for_update().get(pk=instance.pk)
+        if locked.status not in (Instance.Status.RUNNING, Instance.Status.OFFLINE):
+            raise InstanceBusy("Linode busy.")
+        locked.status = Instance.Status.RESIZING
+        locked.save(update_fields=["status", "updated"])
+        job = jobs.job_start(
+            instance=locked,
+            action=Job.Action.RESIZE,
+            actor=actor,
+            params={"from": locked.instance_type_id, "to": plan.pk, "was_running": locked.booted},
+        )
+        audit_record(
+            actor=actor,
+            action="instance.resize",
+            target=locked,
+            detail=f"{locked.instance_type_id} -> {plan.pk}",
+        )
+    return job
+
+
+def instance_mark_deleted(*, instance: Instance) -> Instance:
+    instance.status = Instance.Status.DELETED
+    instance.deleted_at = timezone.now()
+    instance.booted = False
+    instance.save(update_fields=["status", "deleted_at", "booted", "updated"])
+    return instance

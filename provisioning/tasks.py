@@ -1,0 +1,22 @@
+"""django-q2 entry points. Each loads rows by id and calls one service; each is safe to run twice."""
+
+from provisioning import gpu_hygiene, reconcile, workflows
+
+
+def run_job(job_id: int) -> str:
+    return workflows.job_run(job_id=job_id)
+
+
+def clean_gpu(gpu_id: int) -> str:
+    return gpu_hygiene.gpu_clean(gpu_id=gpu_id)
+
+
+def reconcile_all() -> str:
+    reports = reconcile.reconcile_hosts()
+    resumed = workflows_resume()
+    drift = sum(len(report.problems) for report in reports)
+    return f"reconciled {len(reports)} hosts, {drift} findings, {resumed} jobs resumed"
+
+
+def workflows_resume() -> int:
+    return reconcile.jobs_resume()
