@@ -71,7 +71,8 @@ def reconcile_host(*, host: Host) -> HostReport:
         owner = Instance.objects.filter(pk=domain.instance_id).first() if domain.instance_id else None
         whose = f"instance {owner.pk} ({owner.label}, {owner.status})" if owner else "no instance of ours"
         report.problems.append(
-            f"domain {domain.name} ({domain.uuid}) belongs to {whose}: left untouched, remove it by hand if unwanted"
+            f"domain {domain.name} ({domain.uuid}) belongs to {whose}: "
+            "left untouched, remove it by hand if unwanted"
         )
     _release_gone(host, busy, report)
     for line in report.repaired + report.problems:

@@ -1,4 +1,7 @@
-"""Every write to an instance's life: create, power, resize, delete. Views, admin actions and tasks call these."""
+"""Every write to an instance's life: create, power, resize, delete.
+
+Views, admin actions and tasks all call these; none of them repeats a rule.
+"""
 
 import re
 import secrets
@@ -38,7 +41,7 @@ SSH_KEY_PREFIXES = (
 
 
 def plan_for(*, user: AbstractBaseUser | None, plan_id: str) -> InstanceType:
-    """The plan a user may buy; a GPU plan hidden by the flag is exactly as absent as a plan that does not exist."""
+    """The plan a user may buy. A GPU plan hidden by the flag is as absent as a plan that does not exist."""
     plan = InstanceType.objects.select_related("gpu_model").filter(pk=plan_id).first()
     if plan is None or (plan.is_gpu and not gpu_plans_visible(user=user)):
         raise PlanNotFound("A valid plan type by that ID was not found")
@@ -243,7 +246,8 @@ def _power_job(
             raise InstanceBusy("Linode busy.")
         if instance.status == Instance.Status.FAILED and action != Job.Action.DELETE:
             raise InvalidRequest(
-                f"Instance {instance.pk} failed to provision ({instance.status_reason}); it can only be deleted."
+                f"Instance {instance.pk} failed to provision ({instance.status_reason}); "
+                "it can only be deleted."
             )
         instance.status = status
         if booted is not None:

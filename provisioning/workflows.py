@@ -178,7 +178,7 @@ def _delete(job: Job) -> None:
         try:
             _run_steps(job, [("remove domain", 70, lambda: driver.ensure_absent(instance))])
         except JobFailed as exc:
-            # The allocation stays with the instance: the GPUs are not handed out while a domain may hold them.
+            # The allocation stays: the GPUs are not handed out while a domain may still hold them.
             _fail(
                 job,
                 instance,
