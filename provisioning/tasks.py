@@ -13,10 +13,6 @@ def clean_gpu(gpu_id: int) -> str:
 
 def reconcile_all() -> str:
     reports = reconcile.reconcile_hosts()
-    resumed = workflows_resume()
-    drift = sum(len(report.problems) for report in reports)
-    return f"reconciled {len(reports)} hosts, {drift} findings, {resumed} jobs resumed"
-
-
-def workflows_resume() -> int:
-    return reconcile.jobs_resume()
+    resumed = reconcile.jobs_resume()
+    findings = sum(len(r.repaired) + len(r.problems) + bool(r.error) for r in reports)
+    return f"reconciled {len(reports)} hosts: {findings} findings, {resumed} jobs resumed"
