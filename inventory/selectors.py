@@ -1,0 +1,355 @@
+"""Capacity: what the fleet holds, what is taken, and how many more of each plan can be sold now.
+
+Every GPU is counted in exactly one bucket, so the numbers add up:
+
+    total = allocated + free + unplaceable + host_out_of_service
+            + reserved + cleaning + faulty + quarantined + removed
+
+`allocated` wins over the card's state (a card marked faulty while a guest holds it is still
+allocated). `free` cards are available, in no active allocation, placeable and on an enabled host;
+`stranded` is the part of `free` that the node's cores or RAM can no longer feed (at the leanest
+plan's vCPUs and memory per GPU). `sellable` simulates placing one plan again and again on a
+snapshot, host by host, as a claim would. A fixed number of queries whatever the fleet size.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+
+from django.db.models import F, Sum
+
+from inventory.counters import active_allocation_exists, shared_iommu_groups, unplaceable_reason
+from inventory.fit import (
+    GPU_HOST,
+    STANDARD_HOST,
+    HostFree,
+    NodeFree,
+    Shape,
+    feedable_gpus,
+    host_splits,
+    sellable_on_host,
+)
+from inventory.models import GpuDevice, GpuModel, Host, InstanceType, NumaNode, Region
+
+__all__ = [
+    "GpuCounts",
+    "HostCapacity",
+    "PlanSellable",
+    "RegionCapacity",
+    "capacity_snapshot",
+    "host_capacity",
+    "plan_available",
+    "region_capacity",
+]
+
+
+@dataclass
+class GpuCounts:
+    total: int = 0
+    allocated: int = 0
+    free: int = 0
+    stranded: int = 0
+    unplaceable: int = 0
+    host_out_of_service: int = 0
+    reserved: int = 0
+    cleaning: int = 0
+    faulty: int = 0
+    quarantined: int = 0
+    removed: int = 0
+
+    # The buckets that partition `total`; `stranded` is a part of `free`.
+    BUCKETS = (
+        "allocated",
+        "free",
+        "unplaceable",
+        "host_out_of_service",
+        "reserved",
+        "cleaning",
+        "faulty",
+        "quarantined",
+        "removed",
+    )
+
+    def add(self, other: "GpuCounts") -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class PlanSellable:
+    plan: str
+    label: str
+    gpus: int
+    sellable: int
+
+
+@dataclass
+class HostCapacity:
+    host_id: int
+    hostname: str
+    region: str
+    kind: str
+    state: str
+    gpu_model: str
+    gpus: GpuCounts = field(default_factory=GpuCounts)
+    sellable: list[PlanSellable] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "hostname": self.hostname,
+            "region": self.region,
+            "kind": self.kind,
+            "state": self.state,
+            "gpu_model": self.gpu_model,
+            "gpus": self.gpus.as_dict(),
+            "sellable": {p.plan: p.sellable for p in self.sellable},
+        }
+
+
+@dataclass
+class RegionCapacity:
+    """One region and one GPU model (gpu_model "" for the standard hosts of the region)."""
+
+    region: str
+    gpu_model: str
+    gpu_model_name: str
+    hosts: int = 0
+    hosts_enabled: int = 0
+    gpus: GpuCounts = field(default_factory=GpuCounts)
+    sellable: list[PlanSellable] = field(default_factory=list)
+    per_host: list[HostCapacity] = field(default_factory=list)
+
+    def as_dict(self, *, with_hosts: bool = False) -> dict:
+        data = {
+            "region": self.region,
+            "gpu_model": self.gpu_model,
+            "hosts": self.hosts,
+            "hosts_enabled": self.hosts_enabled,
+            "gpus": self.gpus.as_dict(),
+            "sellable": {p.plan: p.sellable for p in self.sellable},
+        }
+        if with_hosts:
+            data["per_host"] = [h.as_dict() for h in self.per_host]
+        return data
+
+
+@dataclass
+class CapacitySnapshot:
+    """Rows read once: hosts, their node counters as HostFree, and the GPU buckets per host."""
+
+    hosts: dict[int, Host]
+    free: dict[int, HostFree]
+    counts: dict[tuple[int, int | None], GpuCounts]  # (host_id, model_id) -> counts
+    models: dict[int, GpuModel]
+
+
+def capacity_snapshot(
+    *, region: Region | str | None = None, host_ids: Iterable[int] | None = None
+) -> CapacitySnapshot:
+    hosts_qs = Host.objects.all()
+    if region is not None:
+        hosts_qs = hosts_qs.filter(region=region)
+    if host_ids is not None:
+        hosts_qs = hosts_qs.filter(pk__in=list(host_ids))
+    hosts = {h.pk: h for h in hosts_qs.only("id", "hostname", "region_id", "kind", "state")}
+    nodes = list(
+        NumaNode.objects.filter(host_id__in=hosts)
+        .order_by("host_id", "index")
+        .values_list(
+            "host_id",
+            "id",
+            "index",
+            "free_cores",
+            "threads_per_core",
+            "memory_mib",
+            "reserved_memory_mib",
+            "used_memory_mib",
+            "hugepages_1g_total",
+            "hugepages_1g_used",
+            "gpu_model_id",
+        )
+    )
+    gpus = list(
+        GpuDevice.objects.filter(host_id__in=hosts)
+        .annotate(active=active_allocation_exists(GpuDevice))
+        .values_list(
+            "host_id", "numa_node_id", "model_id", "state", "iommu_group", "foreign_functions", "active"
+        )
+    )
+    node_model = {row[1]: row[10] for row in nodes}
+    shared = shared_iommu_groups((g[0], g[4]) for g in gpus)
+    counts: dict[tuple[int, int | None], GpuCounts] = defaultdict(GpuCounts)
+    free_on_node: dict[int, int] = defaultdict(int)
+    for host_id, node_id, model_id, state, group, foreign, active in gpus:
+        bucket = counts[(host_id, model_id)]
+        bucket.total += 1
+        if active:
+            bucket.allocated += 1
+        elif state != GpuDevice.State.AVAILABLE:
+            setattr(bucket, state, getattr(bucket, state) + 1)
+        elif unplaceable_reason(
+            numa_node_id=node_id,
+            model_id=model_id,
+            node_model_id=node_model.get(node_id),
+            foreign_functions=foreign,
+            shares_iommu_group=(host_id, group) in shared,
+        ):
+            bucket.unplaceable += 1
+        elif hosts[host_id].state != Host.State.ENABLED:
+            bucket.host_out_of_service += 1
+        else:
+            bucket.free += 1
+            free_on_node[node_id] += 1
+    grouped: dict[int, list[NodeFree]] = defaultdict(list)
+    for host_id, node_id, index, cores, tpc, memory, reserved, used, hp_total, hp_used, model_id in nodes:
+        grouped[host_id].append(
+            NodeFree(
+                node_id=node_id,
+                index=index,
+                free_gpus=free_on_node.get(node_id, 0),
+                free_cores=cores,
+                threads_per_core=tpc,
+                free_memory_mib=memory - reserved - used,
+                free_hugepages_1g=hp_total - hp_used,
+                gpu_model_id=model_id,
+            )
+        )
+    free = {
+        host_id: HostFree(host_id, host.hostname, tuple(grouped.get(host_id, ())), host.kind)
+        for host_id, host in hosts.items()
+    }
+    models = {m.pk: m for m in GpuModel.objects.all()}
+    return CapacitySnapshot(hosts=hosts, free=free, counts=dict(counts), models=models)
+
+
+def region_capacity(*, region: Region | str | None = None, with_hosts: bool = True) -> list[RegionCapacity]:
+    """Capacity per region and GPU model (and one entry per region for its standard hosts)."""
+    snapshot = capacity_snapshot(region=region)
+    plans = list(InstanceType.objects.filter(deprecated=False).order_by("gpus", "vcpus", "id"))
+    return _summarize(snapshot, plans, with_hosts=with_hosts)
+
+
+def host_capacity(*, host: Host) -> list[HostCapacity]:
+    """The same numbers for one host, one entry per GPU model it holds."""
+    snapshot = capacity_snapshot(host_ids=[host.pk])
+    plans = list(InstanceType.objects.filter(deprecated=False).order_by("gpus", "vcpus", "id"))
+    return [h for rc in _summarize(snapshot, plans, with_hosts=True) for h in rc.per_host]
+
+
+def _summarize(
+    snapshot: CapacitySnapshot, plans: Sequence[InstanceType], *, with_hosts: bool
+) -> list[RegionCapacity]:
+    by_model: dict[int | None, list[tuple[InstanceType, Shape]]] = defaultdict(list)
+    for plan in plans:
+        if plan.is_gpu:
+            by_model[plan.gpu_model_id].append((plan, Shape.of(plan)))
+        elif plan.type_class in (InstanceType.TypeClass.STANDARD, InstanceType.TypeClass.DEDICATED):
+            by_model[None].append((plan, Shape.of(plan)))
+    regions: dict[tuple[str, int | None], RegionCapacity] = {}
+    for host_id, host in sorted(snapshot.hosts.items(), key=lambda item: item[1].hostname):
+        model_ids = [m for (h, m) in snapshot.counts if h == host_id] if host.kind == GPU_HOST else [None]
+        for model_id in model_ids or [None]:
+            model = snapshot.models.get(model_id)
+            key = (host.region_id, model_id)
+            summary = regions.get(key)
+            if summary is None:
+                summary = regions[key] = RegionCapacity(
+                    region=host.region_id,
+                    gpu_model=model.short_name if model else "",
+                    gpu_model_name=model.name if model else "",
+                )
+            counts = snapshot.counts.get((host_id, model_id), GpuCounts())
+            free = snapshot.free[host_id]
+            shapes = [shape for _, shape in by_model.get(model_id, [])]
+            counts.stranded = (
+                sum(
+                    max(0, n.free_gpus - feedable_gpus(n, shapes))
+                    for n in free.nodes
+                    if n.gpu_model_id == model_id
+                )
+                if model_id is not None
+                else 0
+            )
+            enabled = host.state == Host.State.ENABLED
+            sellable = [
+                PlanSellable(plan.id, plan.label, plan.gpus, sellable_on_host(free, shape) if enabled else 0)
+                for plan, shape in by_model.get(model_id, [])
+                if (host.kind == GPU_HOST) == bool(shape.gpus)
+            ]
+            summary.hosts += 1
+            summary.hosts_enabled += enabled
+            summary.gpus.add(counts)
+            _add_sellable(summary, sellable)
+            if with_hosts:
+                summary.per_host.append(
+                    HostCapacity(
+                        host_id=host_id,
+                        hostname=host.hostname,
+                        region=host.region_id,
+                        kind=host.kind,
+                        state=host.state,
+                        gpu_model=summary.gpu_model,
+                        gpus=counts,
+                        sellable=sellable,
+                    )
+                )
+    return sorted(regions.values(), key=lambda rc: (rc.region, rc.gpu_model == "", rc.gpu_model))
+
+
+def _add_sellable(summary: RegionCapacity, sellable: list[PlanSellable]) -> None:
+    if not summary.sellable:
+        summary.sellable = [PlanSellable(p.plan, p.label, p.gpus, 0) for p in sellable]
+    totals = {p.plan: p.sellable for p in summary.sellable}
+    for p in sellable:
+        totals[p.plan] = totals.get(p.plan, 0) + p.sellable
+    summary.sellable = [PlanSellable(p.plan, p.label, p.gpus, totals[p.plan]) for p in summary.sellable]
+
+
+def plan_available(*, plan: InstanceType, region: Region | str) -> bool:
+    """Whether one more instance of `plan` can be placed in `region` now (from the counters)."""
+    shape = Shape.of(plan)
+    nodes = NumaNode.objects.filter(
+        host__region=region, host__kind=shape.host_kind, host__state=Host.State.ENABLED
+    )
+    if shape.gpus:
+        nodes = nodes.filter(gpu_model_id=shape.gpu_model_id, free_gpus__gt=0)
+    else:
+        nodes = nodes.filter(gpu_model__isnull=True, free_cores__gt=0)
+    fits_one_node = (
+        nodes.filter(free_gpus__gte=shape.gpus)
+        .alias(
+            free_vcpus=F("free_cores") * F("threads_per_core"),
+            free_memory=F("memory_mib") - F("reserved_memory_mib") - F("used_memory_mib"),
+        )
+        .filter(free_vcpus__gte=shape.vcpus, free_memory__gte=shape.memory_mib)
+    )
+    if fits_one_node.exists():
+        return True
+    total = Sum("free_gpus") if shape.gpus else Sum(F("free_cores") * F("threads_per_core"))
+    host_ids = nodes.values("host_id").annotate(total=total).filter(total__gte=shape.gpus or shape.vcpus)
+    rows = (
+        NumaNode.objects.filter(host_id__in=host_ids.values("host_id"))
+        .order_by("host_id", "index")
+        .values_list(
+            "host_id",
+            "id",
+            "index",
+            "free_gpus",
+            "free_cores",
+            "threads_per_core",
+            "memory_mib",
+            "reserved_memory_mib",
+            "used_memory_mib",
+            "gpu_model_id",
+        )
+    )
+    hosts: dict[int, list[NodeFree]] = defaultdict(list)
+    for host_id, node_id, index, gpus, cores, tpc, memory, reserved, used, model_id in rows:
+        hosts[host_id].append(
+            NodeFree(node_id, index, gpus, cores, tpc, memory - reserved - used, 0, model_id)
+        )
+    kind = GPU_HOST if shape.gpus else STANDARD_HOST
+    return any(host_splits(HostFree(h, "", tuple(n), kind), shape) for h, n in hosts.items())

@@ -1,0 +1,70 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from inventory.counters import numa_counters_recount
+from inventory.models import Host, Region
+from inventory.selectors import GpuCounts, region_capacity
+
+
+class Command(BaseCommand):
+    help = (
+        "GPU capacity per region and model: total, allocated, free, stranded, out of service, and how "
+        "many more of each plan can be sold now."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--region", help="Only this region.")
+        parser.add_argument("--hosts", action="store_true", help="Also one line per host.")
+        parser.add_argument("--json", action="store_true", help="One JSON document instead of text.")
+        parser.add_argument(
+            "--recount",
+            action="store_true",
+            help="First rebuild the NUMA counters from the rows and list drift.",
+        )
+
+    def handle(self, *args, **options):
+        region = options["region"]
+        if region and not Region.objects.filter(pk=region).exists():
+            raise CommandError(
+                f"No region {region!r}; regions: {', '.join(Region.objects.values_list('id', flat=True))}"
+            )
+        if options["recount"]:
+            hosts = Host.objects.all() if not region else Host.objects.filter(region_id=region)
+            drift = [change for host in hosts.iterator() for change in numa_counters_recount(host=host)]
+            for change in drift:
+                self.stderr.write(f"repaired {change}")
+            self.stderr.write(f"recount: {len(drift)} node(s) repaired")
+        summaries = region_capacity(region=region, with_hosts=options["hosts"])
+        if options["json"]:
+            self.stdout.write(
+                json.dumps([s.as_dict(with_hosts=options["hosts"]) for s in summaries], indent=2)
+            )
+            return
+        if not summaries:
+            self.stdout.write("No hosts.")
+            return
+        for summary in summaries:
+            what = f"{summary.gpu_model} GPUs" if summary.gpu_model else "standard hosts"
+            self.stdout.write(
+                f"{summary.region}  {what}: {summary.hosts} hosts ({summary.hosts_enabled} enabled)"
+            )
+            if summary.gpu_model:
+                self.stdout.write("    " + _counts(summary.gpus))
+            self.stdout.write(
+                "    sellable now: "
+                + (", ".join(f"{p.plan} {p.sellable}" for p in summary.sellable) or "no plans")
+            )
+            for host in summary.per_host:
+                sellable = " ".join(f"{p.gpus or p.plan}:{p.sellable}" for p in host.sellable)
+                counts = _counts(host.gpus) if summary.gpu_model else ""
+                self.stdout.write(f"      {host.hostname:<24} {host.state:<11} {counts}  sellable {sellable}")
+
+
+def _counts(counts: GpuCounts) -> str:
+    shown = [f"total {counts.total}"] + [
+        f"{name.replace('_', ' ')} {getattr(counts, name)}"
+        for name in ("allocated", "free", "stranded", *GpuCounts.BUCKETS[2:])
+        if getattr(counts, name) or name in ("allocated", "free")
+    ]
+    return ", ".join(shown)
