@@ -1,1 +1,15 @@
-"""Plain Python, no Django: the only package that imports libvirt."""
+"""Plain Python, no Django: the only package that imports libvirt.
+
+    connection   pooled libvirt connections keyed by URI: connect(uri), translated(uri=, step=)
+    errors       HypervisorError, TransientHypervisorError, PermanentHypervisorError, DiscoveryError
+    faults       fault injection for tests: faults.inject(Step.START, uri=..., times=2)
+    discovery    discover(uri, hostname=) -> HostDescription (capabilities + PCI node devices)
+    spec         DomainSpec and its parts: what a guest should look like
+    domain_xml   build_domain_xml(spec) -> str, a pure function
+    lifecycle    ensure_volume / ensure_defined / ensure_running / ensure_shut_off / ensure_absent,
+                 list_managed_domains, reset_pci_device: each converges and returns an Outcome
+    profiles     host profiles as data, and the test-driver URIs of hosts built from them
+    synthetic    HostDescriptions of server shapes, for bulk synthetic hosts
+
+docs/hypervisor.md says how these fit together.
+"""

@@ -12,12 +12,23 @@ class CpuDescription:
 
 
 @dataclass(frozen=True)
+class HugepagePool:
+    """The pages of one size a NUMA cell has set aside (the kernel's nr_hugepages for that size)."""
+
+    size_kib: int
+    total: int
+    free: int
+
+
+@dataclass(frozen=True)
 class NumaCellDescription:
     index: int
     memory_mib: int
     cpus: tuple[CpuDescription, ...]
     hugepages_1g_total: int = 0
     hugepages_1g_free: int = 0
+    # Every huge page size the cell reports, 2 MiB and 1 GiB alike; the 1 GiB counts are repeated above.
+    hugepages: tuple[HugepagePool, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,173 @@
+"""libvirt connections, pooled by URI: one per host and process, reopened when it drops.
+
+Opening a connection has a timeout (an ssh or TLS peer that never answers must not hang a task), and
+remote connections send keepalives so a call on a dead peer fails instead of blocking for ever. Both
+need libvirt's event loop, which runs in a daemon thread started on the first open.
+"""
+
+import os
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import libvirt
+
+from hypervisor import faults
+from hypervisor.errors import CONNECTION_LOST_CODES, TransientHypervisorError, from_libvirt
+from hypervisor.faults import Step
+
+OPEN_TIMEOUT_SECONDS = 15.0
+KEEPALIVE_INTERVAL_SECONDS = 5
+KEEPALIVE_COUNT = 3
+
+# libvirt prints every error to stderr by default; we raise them instead, with the host named.
+libvirt.registerErrorHandler(lambda _ctx, _error: None, None)
+
+_event_loop_lock = threading.Lock()
+_event_loop_pid: int | None = None
+
+
+def _ensure_event_loop() -> None:
+    global _event_loop_pid
+    with _event_loop_lock:
+        if _event_loop_pid == os.getpid():
+            return
+        if _event_loop_pid is None:
+            libvirt.virEventRegisterDefaultImpl()
+        # After a fork (django-q workers) the registration survives but the thread does not.
+        threading.Thread(target=_run_event_loop, name="libvirt-events", daemon=True).start()
+        _event_loop_pid = os.getpid()
+
+
+def _run_event_loop() -> None:
+    while True:
+        libvirt.virEventRunDefaultImpl()
+
+
+class ConnectionPool:
+    """Connections keyed by URI. `get` returns a live one, reopening it if it was closed or dropped."""
+
+    def __init__(self, *, open_timeout: float = OPEN_TIMEOUT_SECONDS) -> None:
+        self.open_timeout = open_timeout
+        self._lock = threading.Lock()
+        self._connections: dict[str, libvirt.virConnect] = {}
+        self._uris: weakref.WeakKeyDictionary[libvirt.virConnect, str] = weakref.WeakKeyDictionary()
+        self._pid = os.getpid()
+
+    def get(self, uri: str) -> libvirt.virConnect:
+        faults.check(Step.CONNECT, uri)
+        with self._lock:
+            self._forget_parent_connections()
+            conn = self._connections.get(uri)
+        if conn is not None and _alive(conn):
+            return conn
+        if conn is not None:
+            self.discard(uri)
+        conn = self._open(uri)
+        with self._lock:
+            existing = self._connections.setdefault(uri, conn)
+            self._uris[existing] = uri
+        if existing is not conn:  # another thread opened it first
+            _close_quietly(conn)
+        return existing
+
+    def uri_of(self, conn: libvirt.virConnect) -> str:
+        """The URI a pooled connection was opened with (as stored on the Host), without a libvirt call."""
+        with self._lock:
+            uri = self._uris.get(conn)
+        if uri is not None:
+            return uri
+        try:
+            return conn.getURI()
+        except libvirt.libvirtError:
+            return "<unknown libvirt URI>"
+
+    def discard(self, uri: str) -> None:
+        with self._lock:
+            conn = self._connections.pop(uri, None)
+        if conn is not None:
+            _close_quietly(conn)
+
+    def close_all(self) -> None:
+        with self._lock:
+            connections = list(self._connections.values())
+            self._connections.clear()
+        for conn in connections:
+            _close_quietly(conn)
+
+    def _forget_parent_connections(self) -> None:
+        # A forked child shares the parent's sockets; closing them would cut the parent off too.
+        if self._pid != os.getpid():
+            self._connections.clear()
+            self._pid = os.getpid()
+
+    def _open(self, uri: str) -> libvirt.virConnect:
+        _ensure_event_loop()
+        result: dict[str, object] = {}
+        done = threading.Event()
+        abandoned = threading.Event()
+
+        def opener() -> None:
+            try:
+                conn = libvirt.open(uri)
+            except libvirt.libvirtError as exc:
+                result["error"] = exc
+            else:
+                if abandoned.is_set():
+                    _close_quietly(conn)
+                result["conn"] = conn
+            done.set()
+
+        threading.Thread(target=opener, name=f"libvirt-open {uri}", daemon=True).start()
+        if not done.wait(self.open_timeout):
+            abandoned.set()
+            raise TransientHypervisorError(
+                f"no answer within {self.open_timeout:g} s while connecting", uri=uri, step=str(Step.CONNECT)
+            )
+        if "error" in result:
+            raise from_libvirt(result["error"], uri=uri, step=str(Step.CONNECT))
+        conn = result["conn"]
+        try:
+            conn.setKeepAlive(KEEPALIVE_INTERVAL_SECONDS, KEEPALIVE_COUNT)
+        except libvirt.libvirtError:
+            pass  # in-process drivers (test://) have no link to keep alive
+        return conn
+
+
+def _alive(conn: libvirt.virConnect) -> bool:
+    try:
+        return conn.isAlive() == 1
+    except libvirt.libvirtError:
+        return False
+
+
+def _close_quietly(conn: libvirt.virConnect) -> None:
+    try:
+        conn.close()
+    except libvirt.libvirtError:
+        pass
+
+
+default_pool = ConnectionPool()
+
+
+def connect(uri: str) -> libvirt.virConnect:
+    """A live, pooled connection to the host at `uri`. Do not close it; the pool owns it."""
+    return default_pool.get(uri)
+
+
+def uri_of(conn: libvirt.virConnect) -> str:
+    return default_pool.uri_of(conn)
+
+
+@contextmanager
+def translated(*, uri: str, step: Step | str | None = None) -> Iterator[None]:
+    """Turn a libvirtError raised in the block into a HypervisorError; drop the connection if it broke."""
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        error = from_libvirt(exc, uri=uri, step=str(step) if step else None)
+        if error.code in CONNECTION_LOST_CODES:
+            default_pool.discard(uri)
+        raise error from exc

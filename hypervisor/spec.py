@@ -1,0 +1,108 @@
+"""What a guest should look like, in plain data: the input of the domain XML builder and lifecycle calls.
+
+provisioning/domain_spec.py builds a DomainSpec from the database rows; nothing here knows Django.
+"""
+
+from dataclasses import dataclass, replace
+
+STORAGE_POOL = "gpuadmin"
+DOMAIN_TYPES = ("kvm", "qemu")  # qemu = TCG, for machines where KVM is unusable (CI sandboxes)
+
+
+def domain_name(instance_id: int) -> str:
+    return f"gpuadmin-{instance_id}"
+
+
+def instance_volume_name(instance_id: int) -> str:
+    return f"gpuadmin-{instance_id}.qcow2"
+
+
+def image_volume_name(image_id: str) -> str:
+    """The volume holding an image in a host's pool: "linode/ubuntu22.04" -> "linode--ubuntu22.04.qcow2"."""
+    return image_id.replace("/", "--") + ".qcow2"
+
+
+def mac_for_instance(instance_id: int) -> str:
+    """A stable MAC in QEMU's locally administered range, so redefining a domain never changes it."""
+    low = instance_id & 0xFFFFFF
+    return f"52:54:00:{low >> 16:02x}:{(low >> 8) & 0xFF:02x}:{low & 0xFF:02x}"
+
+
+@dataclass(frozen=True)
+class VcpuPin:
+    vcpu: int
+    host_cpu: int
+
+
+@dataclass(frozen=True)
+class GuestCell:
+    """One guest NUMA cell, backed by exactly one host NUMA node: its vCPUs run and its memory lives there."""
+
+    host_node: int
+    memory_mib: int
+    vcpus: tuple[VcpuPin, ...]
+
+
+@dataclass(frozen=True)
+class GpuPassthrough:
+    """One card: every function of its IOMMU group, the card itself first."""
+
+    functions: tuple[str, ...]
+    # Index into DomainSpec.cells of the guest cell whose PCIe expander bus the card sits behind;
+    # None when the host reports no NUMA node for the card (it then sits on the root bus).
+    guest_cell: int | None
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    pool: str
+    volume: str
+    capacity_mib: int
+    # The image volume (same pool) the disk is a copy-on-write overlay of; None for a blank disk.
+    backing_volume: str | None = None
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    kind: str  # "network" (a libvirt network), "bridge" (a host bridge) or "user" (QEMU user networking)
+    source: str  # network or bridge name; empty for "user"
+    mac: str
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    name: str
+    uuid: str
+    instance_id: int
+    cells: tuple[GuestCell, ...]
+    disk: DiskSpec
+    network: NetworkSpec
+    gpus: tuple[GpuPassthrough, ...] = ()
+    emulator_cpus: tuple[int, ...] = ()  # reserved host CPUs of the cells' nodes: QEMU's own threads
+    threads_per_core: int = 1  # 2 when every pair of guest vCPUs is pinned to the two threads of a core
+    hugepages_1g: bool = False
+    uefi: bool = False
+    windows: bool = False  # Hyper-V enlightenments and a local-time clock
+    domain_type: str = "kvm"
+    title: str = ""
+
+    @property
+    def vcpu_count(self) -> int:
+        return sum(len(cell.vcpus) for cell in self.cells)
+
+    @property
+    def memory_mib(self) -> int:
+        return sum(cell.memory_mib for cell in self.cells)
+
+    @property
+    def host_nodes(self) -> tuple[int, ...]:
+        return tuple(cell.host_node for cell in self.cells)
+
+    @property
+    def pins(self) -> dict[int, int]:
+        """Guest vCPU -> host CPU."""
+        return {pin.vcpu: pin.host_cpu for cell in self.cells for pin in cell.vcpus}
+
+    def without_gpus(self) -> "DomainSpec":
+        """The same guest with no PCI passthrough: for hosts with no GPU (a CI machine)."""
+        return replace(self, gpus=())
