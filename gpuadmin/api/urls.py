@@ -7,6 +7,7 @@ from gpuadmin.api.views import NotFoundView
 
 endpoints = [
     path("", include("inventory.api.urls")),
+    path("", include("provisioning.api.urls")),
     path("", include("accounts.api.urls")),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     re_path(r"^.*$", NotFoundView.as_view()),

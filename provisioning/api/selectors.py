@@ -1,0 +1,35 @@
+"""Reads behind the instance and event endpoints: one account's rows, joined for serialization."""
+
+from django.db.models import QuerySet
+
+from accounts.models import Account
+from provisioning.models import Instance, Job
+
+
+def instances_of(*, account: Account | None) -> QuerySet[Instance]:
+    """Live instances of an account (a deleted one is gone from the API; its events remain)."""
+    if account is None:
+        return Instance.objects.none()
+    return Instance.objects.filter(account=account, deleted_at__isnull=True).select_related("instance_type")
+
+
+MAX_ID = 2**63 - 1  # ids past a bigint would make the database raise, not answer "no such row"
+
+
+def instance_of(*, account: Account | None, instance_id: int) -> Instance | None:
+    """Another account's instance is as absent as one that never existed."""
+    if not 0 < instance_id <= MAX_ID:
+        return None
+    return instances_of(account=account).filter(pk=instance_id).first()
+
+
+def events_of(*, account: Account | None) -> QuerySet[Job]:
+    if account is None:
+        return Job.objects.none()
+    return Job.objects.filter(account=account).select_related("instance", "actor")
+
+
+def event_of(*, account: Account | None, event_id: int) -> Job | None:
+    if not 0 < event_id <= MAX_ID:
+        return None
+    return events_of(account=account).filter(pk=event_id).first()

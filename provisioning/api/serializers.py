@@ -1,0 +1,180 @@
+"""The Linode object and the event object as Linode's clients read them, and the request bodies."""
+
+import uuid
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+HOST_NAMESPACE = uuid.UUID("5d3f0b9e-7c1a-4f0e-9a57-3c2f4a1b8e60")
+
+
+class SpecsSerializer(serializers.Serializer):
+    disk = serializers.IntegerField(source="instance_type.disk_mib", help_text="MB")
+    memory = serializers.IntegerField(source="instance_type.memory_mib", help_text="MB")
+    vcpus = serializers.IntegerField(source="instance_type.vcpus")
+    gpus = serializers.IntegerField(source="instance_type.gpus")
+    transfer = serializers.IntegerField(source="instance_type.transfer_gb", help_text="GB a month")
+
+
+class AlertsSerializer(serializers.Serializer):
+    cpu = serializers.IntegerField()
+    io = serializers.IntegerField()
+    network_in = serializers.IntegerField()
+    network_out = serializers.IntegerField()
+    transfer_quota = serializers.IntegerField()
+
+
+class BackupScheduleSerializer(serializers.Serializer):
+    day = serializers.CharField(allow_null=True)
+    window = serializers.CharField(allow_null=True)
+
+
+class BackupsSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    available = serializers.BooleanField()
+    schedule = BackupScheduleSerializer()
+    last_successful = serializers.DateTimeField(allow_null=True)
+
+
+class InstanceSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    label = serializers.CharField()
+    group = serializers.CharField()
+    status = serializers.CharField()
+    created = serializers.DateTimeField()
+    updated = serializers.DateTimeField()
+    type = serializers.CharField(source="instance_type_id")
+    region = serializers.CharField(source="region_id")
+    image = serializers.CharField(source="image_id", allow_null=True)
+    ipv4 = serializers.ListField(child=serializers.CharField())
+    ipv6 = serializers.SerializerMethodField()
+    specs = SpecsSerializer(source="*")
+    alerts = serializers.SerializerMethodField()
+    backups = serializers.SerializerMethodField()
+    hypervisor = serializers.SerializerMethodField()
+    watchdog_enabled = serializers.SerializerMethodField()
+    tags = serializers.ListField(child=serializers.CharField())
+    host_uuid = serializers.SerializerMethodField()
+    has_user_data = serializers.SerializerMethodField()
+
+    def get_ipv6(self, instance) -> str | None:
+        return instance.ipv6 or None
+
+    @extend_schema_field(AlertsSerializer)
+    def get_alerts(self, instance) -> dict:
+        # Linode's defaults; gpuadmin does not send alerts yet.
+        vcpus = instance.instance_type.vcpus
+        return {"cpu": 90 * vcpus, "io": 10000, "network_in": 10, "network_out": 10, "transfer_quota": 80}
+
+    @extend_schema_field(BackupsSerializer)
+    def get_backups(self, instance) -> dict:
+        return {
+            "enabled": False,
+            "available": False,
+            "schedule": {"day": None, "window": None},
+            "last_successful": None,
+        }
+
+    def get_hypervisor(self, instance) -> str:
+        return "kvm"
+
+    def get_watchdog_enabled(self, instance) -> bool:
+        return True
+
+    def get_host_uuid(self, instance) -> str | None:
+        # Stable per host without naming it: customers may compare, not locate.
+        return str(uuid.uuid5(HOST_NAMESPACE, str(instance.host_id))) if instance.host_id else None
+
+    def get_has_user_data(self, instance) -> bool:
+        return False  # Linode's user-supplied metadata, which gpuadmin does not take yet
+
+
+class InstanceCreateSerializer(serializers.Serializer):
+    """Shapes only; what the values mean (plan, region, label, credentials) is the service's to judge.
+    Keys Linode defines that gpuadmin does not use (firewall_id, interfaces, ...) are ignored."""
+
+    type = serializers.CharField(max_length=64)
+    region = serializers.CharField(max_length=64)
+    image = serializers.CharField(max_length=64, required=False, allow_null=True)
+    label = serializers.CharField(max_length=64, required=False, allow_null=True, trim_whitespace=False)
+    root_pass = serializers.CharField(max_length=128, required=False, allow_null=True, trim_whitespace=False)
+    authorized_keys = serializers.ListField(
+        child=serializers.CharField(max_length=4096, trim_whitespace=False), required=False, default=list
+    )
+    booted = serializers.BooleanField(required=False, default=True)
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
+    group = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+
+class InstanceUpdateSerializer(serializers.Serializer):
+    label = serializers.CharField(max_length=64, required=False, trim_whitespace=False)
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    group = serializers.CharField(max_length=64, required=False, allow_blank=True)
+
+
+class ResizeSerializer(serializers.Serializer):
+    type = serializers.CharField(max_length=64)
+
+
+class EmptySerializer(serializers.Serializer):
+    """Linode answers `{}` to power actions and deletes."""
+
+
+class EntitySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    label = serializers.CharField()
+    type = serializers.CharField()
+    url = serializers.CharField()
+
+
+class EventSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    action = serializers.CharField()
+    created = serializers.DateTimeField()
+    duration = serializers.SerializerMethodField()
+    entity = serializers.SerializerMethodField()
+    message = serializers.SerializerMethodField()
+    percent_complete = serializers.IntegerField()
+    rate = serializers.SerializerMethodField()
+    read = serializers.SerializerMethodField()
+    seen = serializers.SerializerMethodField()
+    secondary_entity = serializers.SerializerMethodField()
+    status = serializers.CharField()
+    time_remaining = serializers.SerializerMethodField()
+    username = serializers.SerializerMethodField()
+
+    def get_duration(self, job) -> float | None:
+        if job.started is None or job.finished is None:
+            return None
+        return round((job.finished - job.started).total_seconds(), 3)
+
+    @extend_schema_field(EntitySerializer)
+    def get_entity(self, job) -> dict:
+        return {
+            "id": job.instance_id,
+            "label": job.instance.label,
+            "type": "linode",
+            "url": f"/v4/linode/instances/{job.instance_id}",
+        }
+
+    def get_message(self, job) -> str | None:
+        return job.error or None
+
+    def get_rate(self, job) -> str | None:
+        return None
+
+    def get_read(self, job) -> bool:
+        return False
+
+    def get_seen(self, job) -> bool:
+        return False
+
+    @extend_schema_field(EntitySerializer(allow_null=True))
+    def get_secondary_entity(self, job) -> dict | None:
+        return None
+
+    def get_time_remaining(self, job) -> int | None:
+        return None
+
+    def get_username(self, job) -> str | None:
+        return job.actor.username if job.actor_id else None

@@ -1,0 +1,18 @@
+from django.urls import path
+
+from provisioning.api import views
+
+urlpatterns = [
+    path("linode/instances", views.InstanceList.as_view(), name="instances"),
+    path("linode/instances/<int:instance_id>", views.InstanceDetail.as_view(), name="instance"),
+    path("linode/instances/<int:instance_id>/boot", views.InstanceBoot.as_view(), name="instance-boot"),
+    path("linode/instances/<int:instance_id>/reboot", views.InstanceReboot.as_view(), name="instance-reboot"),
+    path(
+        "linode/instances/<int:instance_id>/shutdown",
+        views.InstanceShutdown.as_view(),
+        name="instance-shutdown",
+    ),
+    path("linode/instances/<int:instance_id>/resize", views.InstanceResize.as_view(), name="instance-resize"),
+    path("account/events", views.EventList.as_view(), name="events"),
+    path("account/events/<int:event_id>", views.EventDetail.as_view(), name="event"),
+]
