@@ -6,6 +6,7 @@ Whether the caller may see GPU plans is decided by the caller (accounts.flags); 
 from django.db.models import BooleanField, Exists, OuterRef, QuerySet, Value
 
 from inventory.models import Host, Image, InstanceType, Region
+from inventory.selectors import plan_available
 
 
 def plans_visible(*, include_gpu: bool) -> QuerySet[InstanceType]:
@@ -37,19 +38,14 @@ def availability(*, include_gpu: bool, region_id: str | None = None) -> list[dic
 
     Only GPU plans are listed, as Linode lists only its specialty plans here.
     """
-    regions = Region.objects.all() if region_id is None else Region.objects.filter(pk=region_id)
-    regions = list(regions)
+    regions = list(Region.objects.all() if region_id is None else Region.objects.filter(pk=region_id))
     if region_id is not None and not regions:
         return None
     if not include_gpu:
         return []
-    plans = list(InstanceType.objects.filter(type_class=InstanceType.TypeClass.GPU))
+    plans = list(InstanceType.objects.filter(type_class=InstanceType.TypeClass.GPU, deprecated=False))
     return [
-        {"region": region.id, "plan": plan.id, "available": one_more_fits(plan=plan, region=region)}
+        {"region": region.id, "plan": plan.id, "available": plan_available(plan=plan, region=region)}
         for region in regions
         for plan in plans
     ]
-
-
-def one_more_fits(*, plan: InstanceType, region: Region) -> bool:
-    raise NotImplementedError("waiting for the placement engineer's capacity selector")

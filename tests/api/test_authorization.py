@@ -28,6 +28,8 @@ GPU = {
 ENDPOINTS = [
     ("get", "/v4/regions", None, None, 200),
     ("get", "/v4/regions/us-east", None, None, 200),
+    ("get", "/v4/regions/availability", None, None, 200),
+    ("get", "/v4/regions/us-east/availability", None, None, 200),
     ("get", "/v4/linode/types", None, None, 200),
     ("get", "/v4/linode/types/g6-standard-2", None, None, 200),
     ("get", "/v4/images", None, None, 200),

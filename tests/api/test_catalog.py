@@ -116,3 +116,34 @@ def test_images_and_an_image_by_vendor_and_name(world, anonymous):
     assert body["status"] == "available" and body["type"] == "manual"
     assert anonymous.get("/v4/images/linode/nothing").status_code == 404
     assert reasons(anonymous.get("/v4/images/linode")) == ["Not found"]
+
+
+def availability(response) -> dict[tuple[str, str], bool]:
+    assert response.status_code == 200, response.content
+    return {(row["region"], row["plan"]): row["available"] for row in response.json()["data"]}
+
+
+def test_availability_says_whether_one_more_fits_per_region_and_gpu_plan(world, alice):
+    rows = availability(alice.get("/v4/regions/availability"))
+    assert rows[("us-east", "g1-gpu-rtx6000-1")] and rows[("us-east", "g1-gpu-rtx6000-2")]
+    assert rows[("ap-west", "g1-gpu-rtx6000-1")] and not rows[("ap-west", "g1-gpu-rtx6000-2")]
+    assert not rows[("us-central", "g1-gpu-rtx6000-1")]
+    assert all(plan.startswith("g1-gpu-") for _, plan in rows)
+    response = alice.post(
+        "/v4/linode/instances",
+        {
+            "type": "g1-gpu-rtx6000-1",
+            "region": "ap-west",
+            "image": "linode/ubuntu22.04",
+            "root_pass": "Corr3ct-H0rse!",
+        },
+    )
+    assert response.status_code == 200
+    one_region = availability(alice.get("/v4/regions/ap-west/availability"))
+    assert one_region == {("ap-west", "g1-gpu-rtx6000-1"): False, ("ap-west", "g1-gpu-rtx6000-2"): False}
+
+
+def test_availability_lists_no_gpu_plan_to_an_account_without_the_flag(world, bob):
+    assert bob.get("/v4/regions/availability").json()["data"] == []
+    assert bob.get("/v4/regions/us-east/availability").json()["data"] == []
+    assert bob.get("/v4/regions/mars-1/availability").status_code == 404
