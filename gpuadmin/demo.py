@@ -1,5 +1,8 @@
 """The demo world `make run` starts with: three GPU regions, Linode's RTX 6000 plans, three users.
 
+Hosts are enrolled through discovery from the host profiles in hypervisor/profiles, each with its own
+test-driver URI (so each has its own guests).
+
 Everything here is idempotent: running it again changes nothing that is already there.
 """
 
@@ -8,14 +11,16 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from waffle.models import Switch
 
-from accounts.flags import GPU_INSTANCES
+from accounts.flags import GPU_INSTANCES, PROVISIONING_ENABLED
 from accounts.models import Account, Membership
 from accounts.services import account_create, user_create
 from gpuadmin.models import Flag
-from hypervisor.synthetic import RTX_6000, RTX_6000_NAME, dual_socket_gpu_host, standard_host
+from hypervisor.profiles import RTX6000_2X2, STANDARD_2X32, profile_uri
+from hypervisor.synthetic import RTX_6000, RTX_6000_NAME
 from inventory.models import GpuModel, Host, Image, InstanceType, Region
-from inventory.services import host_create
+from inventory.sync import host_enroll
 
 GIB = 1024
 
@@ -65,10 +70,26 @@ DEMO_LOGINS = [
 ]
 
 
+def ensure_default_flags() -> None:
+    """The flag and switch the migrations create, for databases that were flushed since."""
+    Flag.objects.get_or_create(
+        name=GPU_INSTANCES,
+        defaults={
+            "employee_accounts": True,
+            "note": "GPU plans. Dark launch: employees. Launch: Everyone = Yes.",
+        },
+    )
+    Switch.objects.get_or_create(
+        name=PROVISIONING_ENABLED,
+        defaults={"active": True, "note": "Kill switch for new creates and queued tasks."},
+    )
+
+
 def seed_demo() -> dict[str, int]:
     """Create what is missing and return how many rows of each kind were created."""
     created = {"regions": 0, "plans": 0, "images": 0, "hosts": 0, "accounts": 0, "users": 0}
     with transaction.atomic():
+        ensure_default_flags()
         rtx, _ = GpuModel.objects.get_or_create(
             vendor_id=0x10DE,
             product_id=RTX_6000,
@@ -128,25 +149,23 @@ def seed_demo() -> dict[str, int]:
             for number in range(1, gpu_hosts + 1):
                 hostname = f"{region_id}-gpu-{number:02d}"
                 if not Host.objects.filter(hostname=hostname).exists():
-                    host_create(
+                    host_enroll(
                         region=region,
                         hostname=hostname,
-                        libvirt_uri="test:///default",
+                        libvirt_uri=profile_uri(RTX6000_2X2, hostname),
                         kind=Host.Kind.GPU,
-                        description=dual_socket_gpu_host(hostname),
-                        profile="rtx6000-2x2",
+                        profile=RTX6000_2X2,
                     )
                     created["hosts"] += 1
             for number in range(1, standard_hosts + 1):
                 hostname = f"{region_id}-std-{number:02d}"
                 if not Host.objects.filter(hostname=hostname).exists():
-                    host_create(
+                    host_enroll(
                         region=region,
                         hostname=hostname,
-                        libvirt_uri="test:///default",
+                        libvirt_uri=profile_uri(STANDARD_2X32, hostname),
                         kind=Host.Kind.STANDARD,
-                        description=standard_host(hostname),
-                        profile="standard-2x32",
+                        profile=STANDARD_2X32,
                     )
                     created["hosts"] += 1
         _seed_people(created)

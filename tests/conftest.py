@@ -19,3 +19,16 @@ def _hypervisor_reset():
     yield
     faults.clear()
     default_pool.close_all()
+
+
+@pytest.fixture(autouse=True)
+def _default_flags(request):
+    """Transactional tests end with a flush that empties what data migrations wrote; put it back."""
+    uses_db = request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(
+        request.fixturenames
+    )
+    if uses_db:
+        request.getfixturevalue("_django_db_helper")
+        from gpuadmin.demo import ensure_default_flags
+
+        ensure_default_flags()
