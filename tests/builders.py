@@ -7,9 +7,13 @@ from django.contrib.auth import get_user_model
 
 from accounts.models import Account, Membership
 from accounts.services import account_create, user_create
+from hypervisor.profiles import STANDARD_2X32, profile_uri, synthetic_uri
 from hypervisor.synthetic import RTX_6000, RTX_6000_NAME, dual_socket_gpu_host, standard_host
-from inventory.models import GpuModel, Host, Image, InstanceType, Region
+from inventory.counters import active_allocation_exists, numa_counters_recount
+from inventory.models import GpuDevice, GpuModel, Host, HostCpu, Image, InstanceType, Region
 from inventory.services import host_create
+from inventory.sync import host_enroll
+from provisioning.models import AllocatedCpu, AllocatedGpu, AllocatedMemory, Allocation, Instance
 
 _counter = itertools.count(1)
 
@@ -60,7 +64,7 @@ def make_gpu_host(
     host = host_create(
         region=region,
         hostname=hostname,
-        libvirt_uri="test:///default",
+        libvirt_uri=synthetic_uri(hostname),
         kind=Host.Kind.GPU,
         description=description,
     )
@@ -76,7 +80,7 @@ def make_standard_host(*, region: Region | None = None, hostname: str | None = N
     return host_create(
         region=region,
         hostname=hostname,
-        libvirt_uri="test:///default",
+        libvirt_uri=synthetic_uri(hostname),
         kind=Host.Kind.STANDARD,
         description=standard_host(hostname),
     )
@@ -155,3 +159,104 @@ def make_user(*, account: Account | None = None, username: str | None = None, st
         get_user_model().objects.filter(pk=user.pk).update(is_staff=True, is_superuser=True)
         user.refresh_from_db()
     return user
+
+
+A100_PRODUCT_ID = 0x20B5
+
+
+def make_a100_model() -> GpuModel:
+    model, _ = GpuModel.objects.get_or_create(
+        vendor_id=0x10DE,
+        product_id=A100_PRODUCT_ID,
+        defaults={"name": "NVIDIA A100 PCIe 80GB", "short_name": "A100", "vram_mib": 81920},
+    )
+    return model
+
+
+def make_profile_host(
+    profile: str, *, region: Region | None = None, hostname: str | None = None, uri: str | None = None
+) -> Host:
+    """A host enrolled through discovery from a host profile (hypervisor/profiles), its GPU models known.
+
+    `uri` points it at another node file (a test's modified copy of the profile)."""
+    region = region or make_region()
+    make_gpu_model()
+    make_a100_model()
+    hostname = hostname or unique(f"{region.id}-{profile}")
+    host, _ = host_enroll(
+        region=region,
+        hostname=hostname,
+        libvirt_uri=uri or profile_uri(profile, hostname),
+        kind=Host.Kind.STANDARD if profile == STANDARD_2X32 else Host.Kind.GPU,
+        profile=profile,
+    )
+    return host
+
+
+def make_instance(
+    *,
+    plan: InstanceType,
+    image: Image | None = None,
+    account: Account | None = None,
+    region: Region | None = None,
+    label: str | None = None,
+) -> Instance:
+    return Instance.objects.create(
+        account=account or make_account(),
+        label=label or unique("linode"),
+        region=region or make_region(),
+        instance_type=plan,
+        image=image,
+    )
+
+
+def make_allocation(
+    *, instance: Instance, host: Host, gpus: int, vcpus: int, memory_mib: int, hugepages: bool = True
+) -> Allocation:
+    """Allocation rows written directly, as a claim would, without depending on the claim service: GPUs
+    filled node by node in index order, each node giving its share of vCPUs (whole unreserved cores,
+    vCPUs 2k and 2k+1 on one core) and of memory (on 1 GiB pages when the node has them)."""
+    cards = list(
+        GpuDevice.objects.filter(host=host, state=GpuDevice.State.AVAILABLE)
+        .annotate(active=active_allocation_exists(GpuDevice))
+        .filter(active=False)
+        .exclude(numa_node=None)
+        .select_related("numa_node")
+        .order_by("numa_node__index", "pci_address")[:gpus]
+    )
+    assert len(cards) == gpus, f"{host} has {len(cards)} free GPUs, not {gpus}"
+    per_node: dict = {}
+    for card in cards:
+        per_node.setdefault(card.numa_node, []).append(card)
+    if not gpus:  # a plan without GPUs (or a machine without any) takes its share from the first node
+        per_node[host.numa_nodes.order_by("index").first()] = []
+    allocation = Allocation.objects.create(instance=instance, host=host, instance_type=instance.instance_type)
+    vcpu = memory_used = 0
+    nodes = list(per_node.items())
+    for position, (node, node_cards) in enumerate(nodes):
+        last = position == len(nodes) - 1
+        share_vcpus = vcpus - vcpu if last else 2 * round(vcpus * len(node_cards) / gpus / 2)
+        share_memory = memory_mib - memory_used if last else memory_mib * len(node_cards) // gpus
+        memory_used += share_memory
+        free = (
+            HostCpu.objects.filter(numa_node=node, reserved=False)
+            .annotate(active=active_allocation_exists(HostCpu))
+            .filter(active=False)
+        )
+        cores = sorted({tuple(sorted(cpu.siblings)) for cpu in free})[: (share_vcpus + 1) // 2]
+        threads = [cpu_id for core in cores for cpu_id in core][:share_vcpus]
+        by_id = {cpu.cpu_id: cpu for cpu in free}
+        for cpu_id in threads:
+            AllocatedCpu.objects.create(allocation=allocation, cpu=by_id[cpu_id], vcpu=vcpu)
+            vcpu += 1
+        pages = (
+            share_memory // 1024 if hugepages and node.hugepages_1g_total and share_memory % 1024 == 0 else 0
+        )
+        AllocatedMemory.objects.create(
+            allocation=allocation, numa_node=node, memory_mib=share_memory, hugepages_1g=pages
+        )
+        for card in node_cards:
+            AllocatedGpu.objects.create(allocation=allocation, gpu=card)
+    Instance.objects.filter(pk=instance.pk).update(host=host)
+    numa_counters_recount(host=host)
+    return allocation

@@ -1,0 +1,107 @@
+"""From database rows to the plain DomainSpec the hypervisor layer builds domain XML from.
+
+The spec follows the allocation exactly: guest vCPU n runs on the host CPU the allocation pinned it to,
+each host NUMA node the allocation took memory from becomes one guest cell, and each allocated GPU
+brings every function of its IOMMU group.
+"""
+
+from hypervisor.domain_xml import DomainSpecError
+from hypervisor.spec import (
+    STORAGE_POOL,
+    DiskSpec,
+    DomainSpec,
+    GpuPassthrough,
+    GuestCell,
+    NetworkSpec,
+    VcpuPin,
+    domain_name,
+    image_volume_name,
+    instance_volume_name,
+    mac_for_instance,
+)
+from inventory.models import HostCpu, Image
+from provisioning.models import Allocation, Instance
+
+MIB_PER_HUGEPAGE = 1024
+DEFAULT_NETWORK = "default"  # the libvirt network guests join; hosts define it (bridged to the uplink)
+
+
+def domain_spec_for(
+    *,
+    instance: Instance,
+    allocation: Allocation,
+    include_gpus: bool = True,
+    domain_type: str = "kvm",
+    network: NetworkSpec | None = None,
+) -> DomainSpec:
+    """The guest `instance` should be on the host of `allocation` (released or not: the rows stay)."""
+    cpus = list(allocation.cpus.select_related("cpu__numa_node").order_by("vcpu"))
+    memory = list(allocation.memory.select_related("numa_node"))
+    gpus = list(allocation.gpus.select_related("gpu__numa_node").order_by("gpu__pci_address"))
+    pins_by_node: dict[int, list[VcpuPin]] = {}
+    for row in cpus:
+        pins_by_node.setdefault(row.cpu.numa_node.index, []).append(
+            VcpuPin(vcpu=row.vcpu, host_cpu=row.cpu.cpu_id)
+        )
+    memory_by_node = {row.numa_node.index: row for row in memory}
+    if set(pins_by_node) != set(memory_by_node):
+        raise DomainSpecError(
+            f"allocation {allocation.pk}: vCPUs on nodes {sorted(pins_by_node)} but memory on nodes "
+            f"{sorted(memory_by_node)}; each guest cell needs both"
+        )
+    # Guest cells in vCPU order, so cell 0 holds vCPU 0 and each cell's vCPUs are one range.
+    order = sorted(pins_by_node, key=lambda node: min(pin.vcpu for pin in pins_by_node[node]))
+    cells = tuple(
+        GuestCell(host_node=node, memory_mib=memory_by_node[node].memory_mib, vcpus=tuple(pins_by_node[node]))
+        for node in order
+    )
+    cell_of_node = {node: index for index, node in enumerate(order)}
+    passthrough = tuple(
+        GpuPassthrough(
+            functions=tuple(row.gpu.functions),
+            guest_cell=cell_of_node.get(row.gpu.numa_node.index) if row.gpu.numa_node else None,
+        )
+        for row in gpus
+    )
+    siblings = {row.cpu.cpu_id: set(row.cpu.siblings) for row in cpus}
+    emulator = HostCpu.objects.filter(host_id=allocation.host_id, reserved=True, numa_node__index__in=order)
+    image = instance.image
+    plan = allocation.instance_type
+    return DomainSpec(
+        name=domain_name(instance.pk),
+        uuid=str(instance.domain_uuid),
+        instance_id=instance.pk,
+        title=instance.label,
+        cells=cells,
+        gpus=passthrough if include_gpus else (),
+        emulator_cpus=tuple(sorted(emulator.values_list("cpu_id", flat=True))),
+        threads_per_core=2 if _sibling_pairs(cells, siblings) else 1,
+        hugepages_1g=all(row.hugepages_1g * MIB_PER_HUGEPAGE == row.memory_mib for row in memory),
+        uefi=bool(image and image.needs_uefi),
+        windows=bool(image and image.os_type == Image.OsType.WINDOWS),
+        domain_type=domain_type,
+        disk=DiskSpec(
+            pool=STORAGE_POOL,
+            volume=instance_volume_name(instance.pk),
+            capacity_mib=max(plan.disk_mib, image.size_mib if image else 0),
+            backing_volume=image_volume_name(image.pk) if image else None,
+        ),
+        network=network
+        or NetworkSpec(kind="network", source=DEFAULT_NETWORK, mac=mac_for_instance(instance.pk)),
+    )
+
+
+def _sibling_pairs(cells: tuple[GuestCell, ...], siblings: dict[int, set[int]]) -> bool:
+    """True when vCPUs 2k and 2k+1 of every cell run on the two threads of one host core."""
+    for cell in cells:
+        pins = sorted(cell.vcpus, key=lambda pin: pin.vcpu)
+        if len(pins) % 2:
+            return False
+        for first, second in zip(pins[::2], pins[1::2], strict=True):
+            if (
+                first.vcpu % 2
+                or second.host_cpu == first.host_cpu
+                or second.host_cpu not in siblings[first.host_cpu]
+            ):
+                return False
+    return True
