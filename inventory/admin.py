@@ -1,6 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from inventory.models import GpuDevice, GpuModel, Host, HostCpu, Image, InstanceType, NumaNode, Region
+from inventory.sync import HostSyncError, host_sync
 
 
 @admin.register(Region)
@@ -50,6 +51,19 @@ class HostAdmin(admin.ModelAdmin):
     search_fields = ["hostname"]
     readonly_fields = ["generation", "last_synced_at", "created"]
     inlines = [NumaNodeInline, GpuDeviceInline]
+    actions = ["sync_from_libvirt"]
+
+    @admin.action(description="Sync selected hosts from libvirt")
+    def sync_from_libvirt(self, request, queryset):
+        # One message per host: a failed host says why and leaves the others synced.
+        for host in queryset.order_by("hostname"):
+            try:
+                report = host_sync(host=host)
+            except HostSyncError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            changes = "; ".join(report.changes) if report.changed else "unchanged"
+            self.message_user(request, f"{host.hostname}: {changes}", messages.SUCCESS)
 
 
 @admin.register(NumaNode)
