@@ -111,11 +111,13 @@ class HostCapacity:
 
 @dataclass
 class RegionCapacity:
-    """One region and one GPU model (gpu_model "" for the standard hosts of the region)."""
+    """One region and one GPU model; kind "standard" (gpu_model "") for the region's standard hosts, and
+    kind "gpu" with gpu_model "" for GPU hosts that hold no card yet."""
 
     region: str
     gpu_model: str
     gpu_model_name: str
+    kind: str = GPU_HOST
     hosts: int = 0
     hosts_enabled: int = 0
     gpus: GpuCounts = field(default_factory=GpuCounts)
@@ -125,6 +127,7 @@ class RegionCapacity:
     def as_dict(self, *, with_hosts: bool = False) -> dict:
         data = {
             "region": self.region,
+            "kind": self.kind,
             "gpu_model": self.gpu_model,
             "hosts": self.hosts,
             "hosts_enabled": self.hosts_enabled,
@@ -248,18 +251,19 @@ def _summarize(
             by_model[plan.gpu_model_id].append((plan, Shape.of(plan)))
         elif plan.type_class in (InstanceType.TypeClass.STANDARD, InstanceType.TypeClass.DEDICATED):
             by_model[None].append((plan, Shape.of(plan)))
-    regions: dict[tuple[str, int | None], RegionCapacity] = {}
+    regions: dict[tuple[str, str, int | None], RegionCapacity] = {}
     for host_id, host in sorted(snapshot.hosts.items(), key=lambda item: item[1].hostname):
         model_ids = [m for (h, m) in snapshot.counts if h == host_id] if host.kind == GPU_HOST else [None]
         for model_id in model_ids or [None]:
             model = snapshot.models.get(model_id)
-            key = (host.region_id, model_id)
+            key = (host.region_id, host.kind, model_id)
             summary = regions.get(key)
             if summary is None:
                 summary = regions[key] = RegionCapacity(
                     region=host.region_id,
                     gpu_model=model.short_name if model else "",
                     gpu_model_name=model.name if model else "",
+                    kind=host.kind,
                 )
             counts = snapshot.counts.get((host_id, model_id), GpuCounts())
             free = snapshot.free[host_id]
@@ -296,7 +300,7 @@ def _summarize(
                         sellable=sellable,
                     )
                 )
-    return sorted(regions.values(), key=lambda rc: (rc.region, rc.gpu_model == "", rc.gpu_model))
+    return sorted(regions.values(), key=lambda rc: (rc.region, rc.kind, rc.gpu_model == "", rc.gpu_model))
 
 
 def _add_sellable(summary: RegionCapacity, sellable: list[PlanSellable]) -> None:

@@ -45,7 +45,7 @@ class Command(BaseCommand):
             self.stdout.write("No hosts.")
             return
         for summary in summaries:
-            what = f"{summary.gpu_model} GPUs" if summary.gpu_model else "standard hosts"
+            what = f"{summary.gpu_model} GPUs" if summary.gpu_model else f"{summary.kind} hosts without GPUs"
             self.stdout.write(
                 f"{summary.region}  {what}: {summary.hosts} hosts ({summary.hosts_enabled} enabled)"
             )

@@ -1,0 +1,82 @@
+"""Many clients race for more than a region holds: exactly the capacity wins, nobody gets a GPU twice."""
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection
+from django.db.models import Count
+
+from inventory.counters import numa_counters_recount
+from inventory.fleet import fleet_seed
+from inventory.models import Host
+from inventory.selectors import region_capacity
+from provisioning.claims import allocation_claim
+from provisioning.exceptions import NoCapacity
+from provisioning.models import AllocatedCpu, AllocatedGpu, Allocation, Instance
+from tests.builders import make_account, make_gpu_plan, make_region
+
+THREADS = 32
+ROUNDS = 20
+
+
+def race(plan, region, instances):
+    barrier = threading.Barrier(len(instances))
+    outcomes: list = [None] * len(instances)
+
+    def client(position: int, instance: Instance) -> None:
+        try:
+            barrier.wait(timeout=30)
+            outcomes[position] = allocation_claim(instance=instance, plan=plan, region=region)
+        except NoCapacity as refused:
+            outcomes[position] = refused
+        except Exception as error:  # noqa: BLE001 - any other outcome is the failure this test looks for
+            outcomes[position] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client, args=(i, inst)) for i, inst in enumerate(instances)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a claim hung: deadlock or lock wait"
+    return outcomes
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_racing_claims_win_exactly_the_capacity_and_every_loser_hears_no_capacity():
+    account = make_account()
+    for round_number in range(ROUNDS):
+        region = make_region(f"race-{round_number}", label=f"Race {round_number}")
+        fleet_seed(region=region, count=3, profile="rtx6000-2x2")
+        hosts = list(Host.objects.filter(region=region))
+        # 1-, 2- and 3-GPU plans in turn: the 3-GPU plan spans both nodes of a demo host.
+        plan = make_gpu_plan(1 + round_number % 3)
+        (summary,) = region_capacity(region=region)
+        capacity = next(p.sellable for p in summary.sellable if p.plan == plan.id)
+        assert capacity == {1: 12, 2: 6, 3: 3}[plan.gpus]
+        instances = [
+            Instance.objects.create(
+                account=account, label=f"r{round_number}-c{i}", region=region, instance_type=plan
+            )
+            for i in range(THREADS)
+        ]
+
+        outcomes = race(plan, region, instances)
+
+        kinds = Counter(type(o).__name__ for o in outcomes)
+        assert kinds == {"Allocation": capacity, "NoCapacity": THREADS - capacity}, (round_number, outcomes)
+        for refused in (o for o in outcomes if isinstance(o, NoCapacity)):
+            assert region.id in refused.detail and plan.id in refused.detail
+        active = AllocatedGpu.objects.filter(released_at__isnull=True, allocation__host__region=region)
+        assert active.count() == capacity * plan.gpus
+        assert not active.values("gpu").annotate(n=Count("id")).filter(n__gt=1).exists()
+        cpus = AllocatedCpu.objects.filter(released_at__isnull=True, allocation__host__region=region)
+        assert not cpus.values("cpu").annotate(n=Count("id")).filter(n__gt=1).exists()
+        for allocation in Allocation.objects.filter(host__region=region):
+            assert allocation.gpus.count() == plan.gpus and allocation.cpus.count() == plan.vcpus
+        for host in hosts:
+            assert numa_counters_recount(host=host) == []
+        assert sum(Host.objects.filter(region=region).values_list("generation", flat=True)) == capacity
