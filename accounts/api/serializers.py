@@ -3,6 +3,8 @@ import uuid
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from gpuadmin.api.fields import Timestamp
+
 ACCOUNT_NAMESPACE = uuid.UUID("0f8d6c2e-3b1a-4e5d-9c7b-2a6e8f4d1c30")
 
 
@@ -13,7 +15,7 @@ def euuid(account) -> str:
 class AccountSerializer(serializers.Serializer):
     """Linode's account object. Balances are 0 until billing writes invoices; the address is not kept."""
 
-    active_since = serializers.DateTimeField()
+    active_since = Timestamp()
     address_1 = serializers.SerializerMethodField()
     address_2 = serializers.SerializerMethodField()
     balance = serializers.SerializerMethodField()

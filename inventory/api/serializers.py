@@ -4,6 +4,8 @@ network_out in Mbps, prices as numbers. Every type carries the same keys, GPU or
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from gpuadmin.api.fields import Timestamp
+
 
 def _money(source: str) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=12, decimal_places=4, coerce_to_string=False, source=source)
@@ -89,7 +91,7 @@ class ImageSerializer(serializers.Serializer):
     id = serializers.CharField()
     label = serializers.CharField()
     description = serializers.CharField()
-    created = serializers.DateTimeField()
+    created = Timestamp()
     created_by = serializers.SerializerMethodField()
     deprecated = serializers.BooleanField()
     is_public = serializers.BooleanField(source="public")
@@ -100,7 +102,7 @@ class ImageSerializer(serializers.Serializer):
     status = serializers.SerializerMethodField()
     expiry = serializers.SerializerMethodField()
     eol = serializers.SerializerMethodField()
-    updated = serializers.DateTimeField(source="created")
+    updated = Timestamp(source="created")
     capabilities = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
     os_type = serializers.CharField()

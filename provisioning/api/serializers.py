@@ -5,6 +5,8 @@ import uuid
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from gpuadmin.api.fields import Timestamp
+
 HOST_NAMESPACE = uuid.UUID("5d3f0b9e-7c1a-4f0e-9a57-3c2f4a1b8e60")
 
 
@@ -33,7 +35,7 @@ class BackupsSerializer(serializers.Serializer):
     enabled = serializers.BooleanField()
     available = serializers.BooleanField()
     schedule = BackupScheduleSerializer()
-    last_successful = serializers.DateTimeField(allow_null=True)
+    last_successful = Timestamp(allow_null=True)
 
 
 class InstanceSerializer(serializers.Serializer):
@@ -41,8 +43,8 @@ class InstanceSerializer(serializers.Serializer):
     label = serializers.CharField()
     group = serializers.CharField()
     status = serializers.CharField()
-    created = serializers.DateTimeField()
-    updated = serializers.DateTimeField()
+    created = Timestamp()
+    updated = Timestamp()
     type = serializers.CharField(source="instance_type_id")
     region = serializers.CharField(source="region_id")
     image = serializers.CharField(source="image_id", allow_null=True)
@@ -130,7 +132,7 @@ class EntitySerializer(serializers.Serializer):
 class EventSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     action = serializers.CharField()
-    created = serializers.DateTimeField()
+    created = Timestamp()
     duration = serializers.SerializerMethodField()
     entity = serializers.SerializerMethodField()
     message = serializers.SerializerMethodField()

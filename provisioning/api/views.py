@@ -101,7 +101,7 @@ class InstanceDetail(InstanceScoped, LinodeView):
         instance = services.instance_update(instance=self.get_instance(), actor=request.user, **data)
         return Response(InstanceSerializer(instance).data)
 
-    @extend_schema(responses=EmptySerializer)
+    @extend_schema(responses={200: EmptySerializer})
     def delete(self, request, instance_id):
         services.instance_delete(instance=self.get_instance(), actor=request.user)
         return Response({})
