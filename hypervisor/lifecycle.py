@@ -104,8 +104,11 @@ def ensure_running(conn: libvirt.virConnect, uuid: str | UUID) -> Outcome:
         state = domain.state()[0]
         if state == libvirt.VIR_DOMAIN_RUNNING:
             return Outcome.ALREADY
-        if state in (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PMSUSPENDED):
+        if state == libvirt.VIR_DOMAIN_PAUSED:
             domain.resume()
+            return Outcome.RESUMED
+        if state == libvirt.VIR_DOMAIN_PMSUSPENDED:  # the guest suspended itself; resume() cannot wake it
+            domain.pMWakeup(0)
             return Outcome.RESUMED
         if state == libvirt.VIR_DOMAIN_SHUTDOWN:
             raise TransientHypervisorError(
