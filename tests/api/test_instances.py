@@ -242,3 +242,28 @@ def test_delete_answers_empty_and_the_linode_is_gone(world, alice):
     Instance.objects.filter(pk=linode["id"]).update(deleted_at=timezone.now(), status="deleted")
     assert alice.get(path).status_code == 404
     assert linode["id"] not in [i["id"] for i in alice.get("/v4/linode/instances").json()["data"]]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [("{not json", "JSON parse error"), ("[1, 2]", "Invalid data. Expected a dictionary, but got list.")],
+)
+def test_a_body_that_is_not_a_json_object_is_a_400(world, alice, client, raw, reason):
+    response = client.post(
+        "/v4/linode/instances",
+        raw,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {alice.token}",
+    )
+    assert response.status_code == 400
+    assert errors(response)[0]["reason"].startswith(reason)
+    assert not Instance.objects.exists()
+
+
+def test_a_body_in_another_media_type_is_a_415(world, alice, client):
+    response = client.post(
+        "/v4/linode/instances", "type=g6-standard-2", content_type="text/plain",
+        HTTP_AUTHORIZATION=f"Bearer {alice.token}",
+    )  # fmt: skip
+    assert response.status_code == 415
+    assert errors(response)[0]["reason"].startswith("Unsupported media type")

@@ -39,3 +39,13 @@ def test_anonymous_callers_are_counted_by_address(world, anonymous, three_a_wind
     for _ in range(3):
         assert anonymous.get("/v4/linode/types").status_code == 200
     assert anonymous.get("/v4/linode/types").status_code == 429
+
+
+def test_creates_have_their_own_tighter_window(world, bob, settings):
+    settings.GPUADMIN_API_RATE_LIMITS = {"requests": (100, 120), "linode_create": (2, 30)}
+    body = {"type": "g6-standard-2", "region": "us-central"}
+    assert [bob.post("/v4/linode/instances", body).status_code for _ in range(2)] == [200, 200]
+    refused = bob.post("/v4/linode/instances", body)
+    assert refused.status_code == 429 and refused["X-RateLimit-Limit"] == "2"
+    assert 1 <= int(refused["Retry-After"]) <= 30
+    assert bob.get("/v4/linode/instances").json()["results"] == 2
