@@ -137,7 +137,9 @@ class NumaNode(models.Model):
         ordering = ["host_id", "index"]
         indexes = [
             # The claim's candidate query: nodes selling one model, tightest first.
-            models.Index(fields=["gpu_model", "free_gpus", "host"], name="numanode_gpu_candidates"),
+            models.Index(
+                fields=["gpu_model", "free_gpus", "free_cores", "host"], name="numanode_gpu_candidates"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(fields=["host", "index"], name="numanode_unique_index_per_host"),

@@ -27,14 +27,16 @@ from provisioning.placement import Policy, RequestLabels, best_fit, explain, fir
 
 __all__ = ["allocation_claim", "allocation_move", "allocation_release"]
 
-# Candidate nodes read per round. A round whose hosts are all taken or stale reads the next window.
-CANDIDATE_WINDOW = 16
+# Candidate nodes read per round (both nodes of a host may appear). Locked hosts are skipped and the
+# next window read, so concurrent claims spread over the fleet instead of queueing on one host.
+CANDIDATE_WINDOW = 32
 
 # The SQL order that agrees with each policy's first keys, so the window holds its best candidates.
+# best_fit's order is the index numanode_gpu_candidates, read from the start with no sort.
 _SINGLE_NODE_ORDER = {
-    best_fit: ("free_gpus", "free_cores", "host_id", "index"),
+    best_fit: ("free_gpus", "free_cores", "host_id"),
     first_fit: ("host_id", "index"),
-    spread: ("-free_gpus", "-free_cores", "host_id", "index"),
+    spread: ("-free_gpus", "-free_cores", "host_id"),
 }
 _MULTI_NODE_ORDER = {best_fit: ("total", "host_id"), first_fit: ("host_id",), spread: ("-total", "host_id")}
 
@@ -149,11 +151,11 @@ def _claim(
 ) -> Allocation:
     shape = Shape.of(plan)
     tried: set[int] = set(exclude)
+    locked_out: list[int] = []  # best first; skipped while any unlocked candidate is left
     while True:
-        candidates = _ranked_candidates(shape=shape, region=region, policy=policy, exclude=tried)
-        if not candidates:
-            raise NoCapacity(_explain(shape=shape, plan=plan, region=region))
-        locked_out = []
+        candidates = _ranked_candidates(
+            shape=shape, region=region, policy=policy, exclude=tried | set(locked_out)
+        )
         for host, _split in candidates:
             outcome = _try_host(
                 host_id=host.host_id,
@@ -170,14 +172,14 @@ def _claim(
                 locked_out.append(host.host_id)
             else:
                 tried.add(host.host_id)
-        if not locked_out:
+        if candidates:
             continue
-        if not wait_for_locked:
-            tried.update(locked_out)
-            continue
-        # Every unlocked candidate was refused: wait for the best locked one (holding no lock).
+        if not locked_out or not wait_for_locked:
+            raise NoCapacity(_explain(shape=shape, plan=plan, region=region))
+        # Every candidate left is locked by another claim: wait for the best one, holding no lock.
+        host_id = locked_out.pop(0)
         outcome = _try_host(
-            host_id=locked_out[0],
+            host_id=host_id,
             instance=instance,
             plan=plan,
             region=region,
@@ -187,7 +189,7 @@ def _claim(
         )
         if isinstance(outcome, Allocation):
             return outcome
-        tried.add(locked_out[0])
+        tried.add(host_id)
 
 
 def _eligible_nodes(*, shape: Shape, region: Region):
@@ -202,8 +204,10 @@ def _eligible_nodes(*, shape: Shape, region: Region):
 def _ranked_candidates(
     *, shape: Shape, region: Region, policy: Policy, exclude: Collection[int]
 ) -> list[tuple[HostFree, Split]]:
-    """The best hosts of a window read through the counters, best first under `policy`."""
-    nodes = _eligible_nodes(shape=shape, region=region).exclude(host_id__in=list(exclude))
+    """The hosts of one window read through the counters, best first under `policy`."""
+    nodes = _eligible_nodes(shape=shape, region=region)
+    if exclude:
+        nodes = nodes.exclude(host_id__in=list(exclude))
     single = (
         nodes.filter(free_gpus__gte=shape.gpus)
         .alias(
@@ -215,27 +219,25 @@ def _ranked_candidates(
     order = _SINGLE_NODE_ORDER.get(policy, ("host_id", "index"))
     if not shape.gpus:
         order = tuple(o for o in order if "free_gpus" not in o)
-    host_ids = list(
-        dict.fromkeys(single.order_by(*order).values_list("host_id", flat=True)[:CANDIDATE_WINDOW])
-    )
-    if not host_ids:
+    window = single.order_by(*order).values("host_id")[:CANDIDATE_WINDOW]
+    hosts = _snapshot(host_ids=window, kind=shape.host_kind)
+    if not hosts:
         total = Sum("free_gpus") if shape.gpus else Sum(F("free_cores") * F("threads_per_core"))
-        wanted = shape.gpus or shape.vcpus
-        host_ids = list(
+        window = (
             nodes.values("host_id")
             .annotate(total=total)
-            .filter(total__gte=wanted)
+            .filter(total__gte=shape.gpus or shape.vcpus)
             .order_by(*_MULTI_NODE_ORDER.get(policy, ("host_id",)))
-            .values_list("host_id", flat=True)[:CANDIDATE_WINDOW]
+            .values("host_id")[:CANDIDATE_WINDOW]
         )
-    if not host_ids:
-        return []
-    return ranked(shape, _snapshot(host_ids=host_ids, kind=shape.host_kind), policy)
+        hosts = _snapshot(host_ids=window, kind=shape.host_kind)
+    return ranked(shape, hosts, policy)
 
 
-def _snapshot(*, host_ids: Iterable[int], kind: str) -> list[HostFree]:
+def _snapshot(*, host_ids, kind: str) -> list[HostFree]:
+    """Every node of the given hosts (a list, or a subquery of host ids) as HostFree snapshots."""
     rows = (
-        NumaNode.objects.filter(host_id__in=list(host_ids))
+        NumaNode.objects.filter(host_id__in=host_ids)
         .order_by("host_id", "index")
         .values_list(
             "host_id",
@@ -314,14 +316,18 @@ def _try_host(
     """One attempt on one host inside a savepoint: an Allocation, _LOCKED or _NO_FIT."""
     try:
         with transaction.atomic():
-            host = (
-                Host.objects.select_for_update(skip_locked=not wait)
-                .filter(pk=host_id, region=region, kind=shape.host_kind, state=Host.State.ENABLED)
-                .first()
+            # Locks the host row only (FOR UPDATE OF host); a locked host yields no rows.
+            nodes = list(
+                NumaNode.objects.select_related("host")
+                .select_for_update(skip_locked=not wait, of=("host",))
+                .filter(host_id=host_id, host__region=region, host__kind=shape.host_kind)
+                .filter(host__state=Host.State.ENABLED)
+                .order_by("index")
             )
-            if host is None:
+            if not nodes:
                 return _LOCKED if not wait else _NO_FIT
-            live = _live_nodes(host)
+            host = nodes[0].host
+            live = _live_nodes(host, nodes)
             free = HostFree(host.pk, host.hostname, tuple(_node_free(n) for n in live.values()), host.kind)
             splits = host_splits(free, shape)
             if not splits:
@@ -355,8 +361,8 @@ def _drifted(live: dict[int, "_LiveNode"]) -> bool:
     )
 
 
-def _live_nodes(host: Host) -> dict[int, _LiveNode]:
-    nodes = {node.pk: node for node in NumaNode.objects.filter(host=host).order_by("index")}
+def _live_nodes(host: Host, rows: list[NumaNode]) -> dict[int, _LiveNode]:
+    nodes = {node.pk: node for node in rows}
     gpus = list(
         GpuDevice.objects.filter(host=host)
         .annotate(active=active_allocation_exists(GpuDevice))
