@@ -133,6 +133,17 @@ def _fail(job: Job, instance: Instance, reason: str, status: str | None = None) 
     raise JobFailed(reason)
 
 
+def _fail_as_observed(job: Job, instance: Instance, driver: HostDriver, reason: str) -> None:
+    """A failed power job leaves the instance in whatever state the host shows, and wanting that state."""
+    try:
+        running = driver.domain_state(instance) in ("running", "blocked", "paused")
+    except HypervisorError:
+        running = False
+    instance.booted = running
+    instance.save(update_fields=["booted", "updated"])
+    _fail(job, instance, reason, _power_status(running))
+
+
 def _boot(job: Job) -> None:
     instance = job.instance
     allocation = _active_allocation(instance)
@@ -142,7 +153,7 @@ def _boot(job: Job) -> None:
     try:
         _run_steps(job, _bring_up_steps(driver, instance, allocation, start=True))
     except JobFailed as exc:
-        _fail(job, instance, str(exc), Instance.Status.OFFLINE)
+        _fail_as_observed(job, instance, driver, str(exc))
     _set_status(instance, Instance.Status.RUNNING)
 
 
@@ -152,7 +163,7 @@ def _shutdown(job: Job) -> None:
     try:
         _run_steps(job, [("shutdown", 90, lambda: driver.ensure_shut_off(instance))])
     except JobFailed as exc:
-        _fail(job, instance, str(exc), Instance.Status.RUNNING)
+        _fail_as_observed(job, instance, driver, str(exc))
     _set_status(instance, Instance.Status.OFFLINE)
 
 
@@ -167,7 +178,7 @@ def _reboot(job: Job) -> None:
     try:
         _run_steps(job, steps)
     except JobFailed as exc:
-        _fail(job, instance, str(exc), Instance.Status.OFFLINE)
+        _fail_as_observed(job, instance, driver, str(exc))
     _set_status(instance, Instance.Status.RUNNING)
 
 
@@ -204,9 +215,11 @@ def _resize(job: Job) -> None:
     try:
         _run_steps(job, [("shutdown", 20, lambda: old_driver.ensure_shut_off(instance))])
     except JobFailed as exc:
-        _fail(job, instance, f"resize refused, could not shut down: {exc}", Instance.Status.RUNNING)
+        _fail_as_observed(job, instance, old_driver, f"resize refused, could not shut down: {exc}")
+    current = _active_allocation(instance)
     try:
-        allocation = _move(instance, new_plan)
+        # A replayed resize finds the move already made: moving again would only churn the allocation.
+        allocation = current if current.instance_type_id == new_plan.pk else _move(instance, new_plan)
     except NoCapacity as exc:
         _resume_old_shape(job, instance, old_driver, was_running)
         _fail(

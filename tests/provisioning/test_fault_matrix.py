@@ -1,0 +1,106 @@
+"""Every task x every hypervisor step it uses x {transient, permanent}: the run ends done or cleanly
+failed, and the database, the allocation rows and libvirt agree afterwards."""
+
+import pytest
+
+from hypervisor import faults
+from hypervisor.faults import Step
+from provisioning.models import Allocation, Instance, Job
+from provisioning.services import (
+    instance_boot,
+    instance_delete,
+    instance_reboot,
+    instance_resize,
+    instance_shutdown,
+)
+from provisioning.tasks import run_job
+from tests.provisioning.helpers import create, domain_state, last_job
+
+pytestmark = pytest.mark.django_db
+
+STEPS = {
+    "create": [Step.VOLUME, Step.DEFINE, Step.START],
+    "boot": [Step.VOLUME, Step.DEFINE, Step.START],
+    "shutdown": [Step.SHUTDOWN],
+    "reboot": [Step.SHUTDOWN, Step.VOLUME, Step.DEFINE, Step.START],
+    "delete": [Step.UNDEFINE],
+    "resize": [Step.SHUTDOWN, Step.VOLUME, Step.DEFINE, Step.START],
+}
+CASES = [
+    (action, step, kind)
+    for action, steps in STEPS.items()
+    for step in steps
+    for kind in ("transient", "permanent")
+]
+
+
+def act(action, instance, user, plans):
+    calls = {
+        "boot": lambda: instance_boot(instance=instance, actor=user),
+        "shutdown": lambda: instance_shutdown(instance=instance, actor=user),
+        "reboot": lambda: instance_reboot(instance=instance, actor=user),
+        "delete": lambda: instance_delete(instance=instance, actor=user),
+        "resize": lambda: instance_resize(instance=instance, actor=user, plan=plans[2]),
+    }
+    return calls[action]()
+
+
+def assert_consistent(instance: Instance) -> None:
+    instance.refresh_from_db()
+    holds = Allocation.objects.filter(instance=instance, released_at__isnull=True).exists()
+    gone = instance.status in (Instance.Status.FAILED, Instance.Status.DELETED)
+    assert holds != gone, f"{instance.status} instance {'holds' if holds else 'lacks'} an allocation"
+    state = domain_state(instance)
+    if gone:
+        assert state is None, f"orphaned domain ({state}) for a {instance.status} instance"
+    elif instance.status == Instance.Status.RUNNING:
+        assert state == "running"
+    elif instance.status == Instance.Status.OFFLINE:
+        assert state in ("shut off", None)
+    else:
+        assert instance.status == Instance.Status.DELETING  # kept with its resources for a retry
+
+
+@pytest.mark.parametrize(("action", "step", "kind"), CASES, ids=[f"{a}-{s}-{k}" for a, s, k in CASES])
+def test_fault_matrix(action, step, kind, gpu_host, employee, plans, region, image, run_tasks):
+    uri = gpu_host.libvirt_uri
+    arm = dict(uri=uri, permanent=kind == "permanent", times=None if kind == "permanent" else 1)
+    if action == "create":
+        faults.inject(step, **arm)
+        instance = run_tasks(create, user=employee, plan=plans[1], region=region, image=image)
+    else:
+        instance = run_tasks(create, user=employee, plan=plans[1], region=region, image=image)
+        if action == "boot":
+            run_tasks(instance_shutdown, instance=instance, actor=employee)
+        faults.inject(step, **arm)
+        run_tasks(act, action, instance, employee, plans)
+    job = last_job(instance)
+    if kind == "transient":
+        assert job.status == Job.Status.FINISHED, job.error
+    else:
+        assert job.status == Job.Status.FAILED
+        assert f"{step} failed" in job.error
+    faults.clear()
+    assert_consistent(instance)
+
+
+@pytest.mark.parametrize("action", ["create", "boot", "shutdown", "reboot", "delete", "resize"])
+def test_every_task_run_twice_ends_in_the_same_place(
+    action, gpu_host, employee, plans, region, image, run_tasks
+):
+    instance = run_tasks(create, user=employee, plan=plans[1], region=region, image=image)
+    if action == "boot":
+        run_tasks(instance_shutdown, instance=instance, actor=employee)
+    if action != "create":
+        run_tasks(act, action, instance, employee, plans)
+    job = last_job(instance)
+    assert job.status == Job.Status.FINISHED, job.error
+    instance.refresh_from_db()
+    before = (instance.status, instance.instance_type_id, domain_state(instance))
+    allocations = list(Allocation.objects.filter(instance=instance).values_list("pk", "released_at"))
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.STARTED)  # a duplicate delivery of the task
+    run_tasks(run_job, job.pk)
+    instance.refresh_from_db()
+    assert (instance.status, instance.instance_type_id, domain_state(instance)) == before
+    assert list(Allocation.objects.filter(instance=instance).values_list("pk", "released_at")) == allocations
+    assert_consistent(instance)
