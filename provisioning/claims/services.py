@@ -11,18 +11,19 @@ Hosts that were locked by someone else are skipped first and waited for last, so
 allocation rows stay the last line of defence.
 """
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from inventory.counters import active_allocation_exists, cores_of, numa_counters_recount, shared_iommu_groups
+from inventory.counters import cores_of, numa_counters_recount, shared_iommu_groups
 from inventory.fit import HostFree, NodeFree, Shape, Split, host_splits
-from inventory.models import GpuDevice, Host, HostCpu, InstanceType, NumaNode, Region
+from inventory.models import GpuDevice, Host, InstanceType, NumaNode, Region
+from provisioning.claims import rows
 from provisioning.exceptions import InvalidRequest, NoCapacity
-from provisioning.models import AllocatedCpu, AllocatedGpu, AllocatedMemory, Allocation, Instance
+from provisioning.models import Allocation, Instance
 from provisioning.placement import Policy, RequestLabels, best_fit, explain, first_fit, ranked, spread
 
 __all__ = ["allocation_claim", "allocation_move", "allocation_release"]
@@ -134,6 +135,7 @@ def _release_rows(allocation: Allocation) -> list[int]:
 
 _LOCKED = "locked"
 _NO_FIT = "no fit"
+_DRIFTED = "no fit, counters wrong"
 
 
 class _Rollback(Exception):
@@ -152,6 +154,7 @@ def _claim(
     shape = Shape.of(plan)
     tried: set[int] = set(exclude)
     locked_out: list[int] = []  # best first; skipped while any unlocked candidate is left
+    drifted: set[int] = set()
     while True:
         candidates = _ranked_candidates(
             shape=shape, region=region, policy=policy, exclude=tried | set(locked_out)
@@ -167,11 +170,14 @@ def _claim(
                 wait=False,
             )
             if isinstance(outcome, Allocation):
+                _repair(drifted)
                 return outcome
             if outcome == _LOCKED:
                 locked_out.append(host.host_id)
             else:
                 tried.add(host.host_id)
+                if outcome == _DRIFTED:
+                    drifted.add(host.host_id)
         if candidates:
             continue
         if not locked_out or not wait_for_locked:
@@ -188,8 +194,11 @@ def _claim(
             wait=True,
         )
         if isinstance(outcome, Allocation):
+            _repair(drifted)
             return outcome
         tried.add(host_id)
+        if outcome == _DRIFTED:
+            drifted.add(host_id)
 
 
 def _eligible_nodes(*, shape: Shape, region: Region):
@@ -205,23 +214,17 @@ def _ranked_candidates(
     *, shape: Shape, region: Region, policy: Policy, exclude: Collection[int]
 ) -> list[tuple[HostFree, Split]]:
     """The hosts of one window read through the counters, best first under `policy`."""
-    nodes = _eligible_nodes(shape=shape, region=region)
-    if exclude:
-        nodes = nodes.exclude(host_id__in=list(exclude))
-    single = (
-        nodes.filter(free_gpus__gte=shape.gpus)
-        .alias(
-            free_vcpus=F("free_cores") * F("threads_per_core"),
-            free_memory=F("memory_mib") - F("reserved_memory_mib") - F("used_memory_mib"),
-        )
-        .filter(free_vcpus__gte=shape.vcpus, free_memory__gte=shape.memory_mib)
-    )
     order = _SINGLE_NODE_ORDER.get(policy, ("host_id", "index"))
     if not shape.gpus:
         order = tuple(o for o in order if "free_gpus" not in o)
-    window = single.order_by(*order).values("host_id")[:CANDIDATE_WINDOW]
-    hosts = _snapshot(host_ids=window, kind=shape.host_kind)
+    hosts = rows.single_node_candidates(
+        shape=shape, region_id=region.pk, order=order, exclude=exclude, window=CANDIDATE_WINDOW
+    )
     if not hosts:
+        # No node can take the whole shape: hosts whose nodes together have enough (rare, ORM).
+        nodes = _eligible_nodes(shape=shape, region=region)
+        if exclude:
+            nodes = nodes.exclude(host_id__in=list(exclude))
         total = Sum("free_gpus") if shape.gpus else Sum(F("free_cores") * F("threads_per_core"))
         window = (
             nodes.values("host_id")
@@ -236,7 +239,7 @@ def _ranked_candidates(
 
 def _snapshot(*, host_ids, kind: str) -> list[HostFree]:
     """Every node of the given hosts (a list, or a subquery of host ids) as HostFree snapshots."""
-    rows = (
+    nodes = (
         NumaNode.objects.filter(host_id__in=host_ids)
         .order_by("host_id", "index")
         .values_list(
@@ -255,51 +258,46 @@ def _snapshot(*, host_ids, kind: str) -> list[HostFree]:
             "gpu_model_id",
         )
     )
-    return hosts_from_rows(rows, kind=kind)
-
-
-def hosts_from_rows(rows: Iterable[tuple], *, kind: str) -> list[HostFree]:
-    """HostFree snapshots from node rows in the column order of `_snapshot`, grouped by host."""
-    hosts: dict[int, tuple[str, list[NodeFree]]] = {}
-    for (
-        host_id,
-        hostname,
-        node_id,
-        index,
-        gpus,
-        cores,
-        tpc,
-        memory,
-        reserved,
-        used,
-        hp_total,
-        hp_used,
-        model,
-    ) in rows:
-        node = NodeFree(
-            node_id=node_id,
-            index=index,
-            free_gpus=gpus,
-            free_cores=cores,
-            threads_per_core=tpc,
-            free_memory_mib=memory - reserved - used,
-            free_hugepages_1g=hp_total - hp_used,
-            gpu_model_id=model,
-        )
-        hosts.setdefault(host_id, (hostname, []))[1].append(node)
-    return [HostFree(host_id, name, tuple(nodes), kind) for host_id, (name, nodes) in hosts.items()]
+    return rows.hosts_from_rows(
+        (
+            (h, name, n, i, g, c, t, mem - res - used, hp - hpu, model)
+            for h, name, n, i, g, c, t, mem, res, used, hp, hpu, model in nodes
+        ),
+        kind=kind,
+    )
 
 
 @dataclass
 class _LiveNode:
     """A node's free resources read from the rows under the host lock: concrete ids, not counts."""
 
-    row: NumaNode
+    row: rows.LockedNode
     gpus: list[tuple[str, int]]  # (pci_address, id), placeable and free
     cores: list[tuple[int, ...]]  # cpu ids of free whole cores, sibling order
     cpu_ids: dict[int, int]  # cpu_id -> HostCpu.id
     allocated_gpus: int
     threads_per_core: int
+
+    def free(self) -> NodeFree:
+        row = self.row
+        return NodeFree(
+            node_id=row.node_id,
+            index=row.index,
+            free_gpus=len(self.gpus),
+            free_cores=len(self.cores),
+            threads_per_core=self.threads_per_core,
+            free_memory_mib=row.free_memory_mib,
+            free_hugepages_1g=row.free_hugepages_1g,
+            gpu_model_id=row.gpu_model_id,
+        )
+
+    @property
+    def drifted(self) -> bool:
+        return (self.row.free_gpus, self.row.free_cores, self.row.allocated_gpus) != (
+            len(self.gpus),
+            len(self.cores),
+            self.allocated_gpus,
+        )
 
 
 def _try_host(
@@ -316,22 +314,15 @@ def _try_host(
     """One attempt on one host inside a savepoint: an Allocation, _LOCKED or _NO_FIT."""
     try:
         with transaction.atomic():
-            # Locks the host row only (FOR UPDATE OF host); a locked host yields no rows.
-            nodes = list(
-                NumaNode.objects.select_related("host")
-                .select_for_update(skip_locked=not wait, of=("host",))
-                .filter(host_id=host_id, host__region=region, host__kind=shape.host_kind)
-                .filter(host__state=Host.State.ENABLED)
-                .order_by("index")
-            )
-            if not nodes:
+            locked = rows.lock_host(host_id=host_id, region_id=region.pk, kind=shape.host_kind, wait=wait)
+            if locked is None:
                 return _LOCKED if not wait else _NO_FIT
-            host = nodes[0].host
-            live = _live_nodes(host, nodes)
-            free = HostFree(host.pk, host.hostname, tuple(_node_free(n) for n in live.values()), host.kind)
+            hostname, nodes = locked
+            live = _live_nodes(host_id, nodes)
+            free = HostFree(host_id, hostname, tuple(n.free() for n in live.values()), shape.host_kind)
             splits = host_splits(free, shape)
             if not splits:
-                raise _Rollback(_drifted(live))
+                raise _Rollback(any(n.drifted for n in live.values()))
             preferred = set(prefer_gpus)
 
             def key(split: Split) -> tuple:
@@ -342,141 +333,108 @@ def _try_host(
                 return (split.node_count, -keep, policy(free, split))
 
             split = min(splits, key=key)
-            return _write(host=host, instance=instance, plan=plan, split=split, live=live, prefer=preferred)
+            return _write(
+                host_id=host_id, instance=instance, plan=plan, split=split, live=live, prefer=preferred
+            )
     except _Rollback as refused:
-        if refused.args[0]:
-            # The counters offered a host the rows refuse: repair them, unless someone holds it (then
-            # they are writing its counters anyway). Never wait here: this claim may hold a lock.
-            host = Host.objects.filter(pk=host_id).first()
-            if host is not None:
-                numa_counters_recount(host=host, skip_locked=True)
-        return _NO_FIT
+        return _DRIFTED if refused.args[0] else _NO_FIT
 
 
-def _drifted(live: dict[int, "_LiveNode"]) -> bool:
-    return any(
-        (node.row.free_gpus, node.row.free_cores, node.row.allocated_gpus)
-        != (len(node.gpus), len(node.cores), node.allocated_gpus)
-        for node in live.values()
-    )
+def _repair(host_ids: Collection[int]) -> None:
+    """Bring counters that offered hosts their rows refuse back to the rows. Called once the claim
+    has its host, because the repair keeps a host lock to the end of the transaction and a claim
+    must never wait for a lock while holding one. Hosts someone else holds are left to them."""
+    for host in Host.objects.filter(pk__in=list(host_ids)):
+        numa_counters_recount(host=host, skip_locked=True)
 
 
-def _live_nodes(host: Host, rows: list[NumaNode]) -> dict[int, _LiveNode]:
-    nodes = {node.pk: node for node in rows}
-    gpus = list(
-        GpuDevice.objects.filter(host=host)
-        .annotate(active=active_allocation_exists(GpuDevice))
-        .values_list(
-            "id",
-            "numa_node_id",
-            "model_id",
-            "state",
-            "iommu_group",
-            "foreign_functions",
-            "active",
-            "pci_address",
-        )
-    )
-    cpus = list(
-        HostCpu.objects.filter(host=host)
-        .annotate(active=active_allocation_exists(HostCpu))
-        .values_list("id", "numa_node_id", "cpu_id", "siblings", "reserved", "active")
-    )
-    shared = shared_iommu_groups((host.pk, g[4]) for g in gpus)
-    live = {}
-    for node_id, node in nodes.items():
-        free_gpus = sorted(
-            (pci, gpu_id)
-            for gpu_id, numa_node_id, model_id, state, group, foreign, active, pci in gpus
-            if numa_node_id == node_id
+def _live_nodes(host_id: int, nodes: list[rows.LockedNode]) -> dict[int, _LiveNode]:
+    gpus, cpus, busy_gpus, busy_cpus = rows.host_devices(host_id=host_id)
+    model_of = {node.node_id: node.gpu_model_id for node in nodes}
+    shared = shared_iommu_groups((host_id, g[4]) for g in gpus)
+    free_gpus: dict[int, list[tuple[str, int]]] = {node.node_id: [] for node in nodes}
+    allocated: dict[int, int] = dict.fromkeys(free_gpus, 0)
+    for gpu_id, node_id, model_id, state, group, foreign, pci in gpus:
+        if gpu_id in busy_gpus:
+            if node_id in allocated:
+                allocated[node_id] += 1
+        elif (
+            node_id in free_gpus
             and state == GpuDevice.State.AVAILABLE
-            and not active
-            and model_id == node.gpu_model_id
+            and model_id == model_of[node_id]
             and not foreign
-            and (host.pk, group) not in shared
-        )
-        node_cpus = [c for c in cpus if c[1] == node_id]
+            and (host_id, group) not in shared
+        ):
+            free_gpus[node_id].append((pci, gpu_id))
+    by_node: dict[int, list[tuple]] = {node.node_id: [] for node in nodes}
+    for cpu in cpus:
+        if cpu[1] in by_node:
+            by_node[cpu[1]].append(cpu)
+    live = {}
+    for node in nodes:
+        node_cpus = by_node[node.node_id]
         busy: dict[tuple[int, ...], bool] = {}
-        for _, _, cpu_id, siblings, reserved, active in node_cpus:
+        for row_id, _, cpu_id, siblings, reserved in node_cpus:
             core = tuple(sorted(siblings)) or (cpu_id,)
-            busy[core] = busy.get(core, False) or reserved or active
-        free_cores, threads = cores_of((c[2], c[3], c[4], c[5]) for c in node_cpus)
-        live[node_id] = _LiveNode(
+            busy[core] = busy.get(core, False) or reserved or row_id in busy_cpus
+        _, threads = cores_of((c[2], c[3], c[4], c[0] in busy_cpus) for c in node_cpus)
+        live[node.node_id] = _LiveNode(
             row=node,
-            gpus=free_gpus,
+            gpus=sorted(free_gpus[node.node_id]),
             cores=sorted(core for core, is_busy in busy.items() if not is_busy and len(core) == threads),
             cpu_ids={c[2]: c[0] for c in node_cpus},
-            allocated_gpus=sum(1 for g in gpus if g[1] == node_id and g[6]),
+            allocated_gpus=allocated[node.node_id],
             threads_per_core=threads,
         )
     return live
 
 
-def _node_free(live: _LiveNode) -> NodeFree:
-    row = live.row
-    return NodeFree(
-        node_id=row.pk,
-        index=row.index,
-        free_gpus=len(live.gpus),
-        free_cores=len(live.cores),
-        threads_per_core=live.threads_per_core,
-        free_memory_mib=row.free_memory_mib,
-        free_hugepages_1g=row.hugepages_1g_total - row.hugepages_1g_used,
-        gpu_model_id=row.gpu_model_id,
-    )
-
-
 def _write(
     *,
-    host: Host,
+    host_id: int,
     instance: Instance,
     plan: InstanceType,
     split: Split,
     live: dict[int, _LiveNode],
     prefer: set[int],
 ) -> Allocation:
-    allocation = Allocation.objects.create(instance=instance, host=host, instance_type=plan)
-    gpu_rows, cpu_rows, memory_rows = [], [], []
+    gpu_ids, cpus, memory = [], [], []
     vcpu = 0
     shares = {share.node_id: share for share in split.shares}
     for share in split.shares:
         node = live[share.node_id]
         gpus = sorted(node.gpus, key=lambda g: (g[1] not in prefer, g[0]))[: share.gpus]
-        gpu_rows += [AllocatedGpu(allocation=allocation, gpu_id=gpu_id) for _, gpu_id in gpus]
+        gpu_ids += [gpu_id for _, gpu_id in gpus]
         threads = [cpu_id for core in node.cores[: share.cores] for cpu_id in core][: share.vcpus]
         for cpu_id in threads:
-            cpu_rows.append(AllocatedCpu(allocation=allocation, cpu_id=node.cpu_ids[cpu_id], vcpu=vcpu))
+            cpus.append((node.cpu_ids[cpu_id], vcpu))
             vcpu += 1
-        memory_rows.append(
-            AllocatedMemory(
-                allocation=allocation,
-                numa_node_id=share.node_id,
-                memory_mib=share.memory_mib,
-                hugepages_1g=share.hugepages_1g,
-            )
-        )
-    AllocatedGpu.objects.bulk_create(gpu_rows)
-    AllocatedCpu.objects.bulk_create(cpu_rows)
-    AllocatedMemory.objects.bulk_create(memory_rows)
+        memory.append((share.node_id, share.memory_mib, share.hugepages_1g))
+    counters = []
     for node_id, node in live.items():
         share = shares.get(node_id)
+        if share is None and not node.drifted:
+            continue
         gpus, cores = (share.gpus, share.cores) if share else (0, 0)
-        counters = {
+        values: dict = {
             "free_gpus": len(node.gpus) - gpus,
             "allocated_gpus": node.allocated_gpus + gpus,
             "free_cores": len(node.cores) - cores,
             "threads_per_core": node.threads_per_core,
         }
         if share:
-            counters["used_memory_mib"] = F("used_memory_mib") + share.memory_mib
-            counters["hugepages_1g_used"] = F("hugepages_1g_used") + share.hugepages_1g
-        elif all(getattr(node.row, field) == value for field, value in counters.items()):
-            continue
-        NumaNode.objects.filter(pk=node_id).update(**counters)
-    Host.objects.filter(pk=host.pk).update(generation=F("generation") + 1)
-    instance.host = host
-    instance.save(update_fields=["host", "updated"])
-    return allocation
+            values["used_memory_mib"] = ("used_memory_mib", share.memory_mib)
+            values["hugepages_1g_used"] = ("hugepages_1g_used", share.hugepages_1g)
+        counters.append((node_id, values))
+    return rows.write_allocation(
+        instance=instance,
+        host_id=host_id,
+        plan_id=plan.pk,
+        gpu_ids=gpu_ids,
+        cpus=cpus,
+        memory=memory,
+        counters=counters,
+    )
 
 
 def _explain(*, shape: Shape, plan: InstanceType, region: Region) -> str:

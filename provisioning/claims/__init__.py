@@ -1,0 +1,8 @@
+"""Claiming, releasing and moving what a guest holds: GPUs, whole cores and memory, NUMA-local.
+
+`services` holds the three transactions and their rules; `rows` is the claim's hot path in plain SQL.
+"""
+
+from provisioning.claims.services import allocation_claim, allocation_move, allocation_release
+
+__all__ = ["allocation_claim", "allocation_move", "allocation_release"]
