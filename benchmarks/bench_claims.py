@@ -270,6 +270,9 @@ def main(argv: list[str]) -> int:
     output = {
         "benchmark": "bench_claims",
         "database": version,
+        "cpus": os.cpu_count(),
+        # Other work on the machine shows here: on a shared two-core box it decides the numbers.
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "profile": PROFILE,
         "mix": MIX,
         "stages": stages,

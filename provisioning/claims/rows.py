@@ -109,12 +109,16 @@ class LockedNode:
     threads_per_core: int
 
 
-def lock_host(*, host_id: int, region_id: str, kind: str, wait: bool) -> tuple[str, list[LockedNode]] | None:
-    """Lock the host row if it is still an enabled host of the region and kind, then read its nodes.
+def lock_first_host(
+    *, host_ids: Sequence[int], region_id: str, kind: str, wait: bool
+) -> tuple[int, str, list[LockedNode]] | None:
+    """Lock the first host of `host_ids` (in that order) that is still an enabled host of the region
+    and kind and, unless `wait`, not locked by another transaction; then read its nodes.
 
-    Returns (hostname, nodes), or None when the host is locked by another transaction (wait=False) or
-    no longer eligible. The nodes are read by a second statement on purpose: a row locked after a
-    wait is re-read at its newest version, but rows joined to it in the same statement are not.
+    One statement tries the whole list: SKIP LOCKED with LIMIT 1 locks rows in order and stops at the
+    first it gets, so a claim passes over hosts other claims hold at no extra cost. Returns
+    (host_id, hostname, nodes) or None. The nodes are read by a second statement on purpose: a row
+    locked after a wait is re-read at its newest version, but rows joined to it are not.
     """
     features = connection.features
     lock = ""
@@ -122,11 +126,16 @@ def lock_host(*, host_id: int, region_id: str, kind: str, wait: bool) -> tuple[s
         lock = " FOR UPDATE"
         if not wait and features.has_select_for_update_skip_locked:
             lock += " SKIP LOCKED"
+    ids = ", ".join(["%s"] * len(host_ids))
+    rank = " ".join(["WHEN %s THEN %s"] * len(host_ids))
+    params = [*host_ids, region_id, kind, Host.State.ENABLED]
+    for position, host_id in enumerate(host_ids):
+        params += [host_id, position]
     with connection.cursor() as cursor:
-        eligible = "id = %s AND region_id = %s AND kind = %s AND state = %s"
         cursor.execute(
-            f"SELECT hostname FROM {HOST} WHERE {eligible}{lock}",
-            [host_id, region_id, kind, Host.State.ENABLED],
+            f"SELECT id, hostname FROM {HOST} WHERE id IN ({ids}) AND region_id = %s AND kind = %s "
+            f"AND state = %s ORDER BY CASE id {rank} END LIMIT 1{lock}",
+            params,
         )
         row = cursor.fetchone()
         if row is None:
@@ -138,9 +147,9 @@ def lock_host(*, host_id: int, region_id: str, kind: str, wait: bool) -> tuple[s
                    allocated_gpus, threads_per_core
             FROM {NODE} WHERE host_id = %s ORDER BY "index"
             """,
-            [host_id],
+            [row[0]],
         )
-        return row[0], [LockedNode(*node) for node in cursor.fetchall()]
+        return row[0], row[1], [LockedNode(*node) for node in cursor.fetchall()]
 
 
 def host_devices(*, host_id: int) -> tuple[list[tuple], list[tuple], set[int], set[int]]:

@@ -11,7 +11,7 @@ Hosts that were locked by someone else are skipped first and waited for last, so
 allocation rows stay the last line of defence.
 """
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -90,8 +90,8 @@ def allocation_move(*, allocation: Allocation, plan: InstanceType) -> Allocation
         held = _release_rows(old)
         numa_counters_recount(host=old_host)
         shape = Shape.of(plan)
-        new = _try_host(
-            host_id=old_host.pk,
+        new, _ = _try_host(
+            host_ids=[old_host.pk],
             instance=instance,
             plan=plan,
             region=instance.region,
@@ -155,44 +155,33 @@ def _claim(
     tried: set[int] = set(exclude)
     locked_out: list[int] = []  # best first; skipped while any unlocked candidate is left
     drifted: set[int] = set()
+    attempt = dict(instance=instance, plan=plan, region=region, shape=shape, policy=policy)
     while True:
         candidates = _ranked_candidates(
             shape=shape, region=region, policy=policy, exclude=tried | set(locked_out)
         )
-        for host, _split in candidates:
-            outcome = _try_host(
-                host_id=host.host_id,
-                instance=instance,
-                plan=plan,
-                region=region,
-                shape=shape,
-                policy=policy,
-                wait=False,
-            )
+        waiting = [host.host_id for host, _split in candidates]
+        while waiting:
+            outcome, host_id = _try_host(host_ids=waiting, wait=False, **attempt)
             if isinstance(outcome, Allocation):
                 _repair(drifted)
                 return outcome
-            if outcome == _LOCKED:
-                locked_out.append(host.host_id)
-            else:
-                tried.add(host.host_id)
-                if outcome == _DRIFTED:
-                    drifted.add(host.host_id)
+            if host_id is None:  # every host left in the window is locked by another claim
+                locked_out += waiting
+                break
+            position = waiting.index(host_id)
+            locked_out += waiting[:position]
+            waiting = waiting[position + 1 :]
+            tried.add(host_id)
+            if outcome == _DRIFTED:
+                drifted.add(host_id)
         if candidates:
             continue
         if not locked_out or not wait_for_locked:
             raise NoCapacity(_explain(shape=shape, plan=plan, region=region))
         # Every candidate left is locked by another claim: wait for the best one, holding no lock.
         host_id = locked_out.pop(0)
-        outcome = _try_host(
-            host_id=host_id,
-            instance=instance,
-            plan=plan,
-            region=region,
-            shape=shape,
-            policy=policy,
-            wait=True,
-        )
+        outcome, _ = _try_host(host_ids=[host_id], wait=True, **attempt)
         if isinstance(outcome, Allocation):
             _repair(drifted)
             return outcome
@@ -302,7 +291,7 @@ class _LiveNode:
 
 def _try_host(
     *,
-    host_id: int,
+    host_ids: Sequence[int],
     instance: Instance,
     plan: InstanceType,
     region: Region,
@@ -310,14 +299,18 @@ def _try_host(
     policy: Policy,
     wait: bool,
     prefer_gpus: Collection[int] = (),
-) -> Allocation | str:
-    """One attempt on one host inside a savepoint: an Allocation, _LOCKED or _NO_FIT."""
+) -> tuple[Allocation | str, int | None]:
+    """One attempt inside a savepoint on the first host of `host_ids` this claim can lock: the outcome
+    (an Allocation, _NO_FIT or _DRIFTED) and that host, or (_LOCKED, None) when it locked none."""
+    host_id = None
     try:
         with transaction.atomic():
-            locked = rows.lock_host(host_id=host_id, region_id=region.pk, kind=shape.host_kind, wait=wait)
+            locked = rows.lock_first_host(
+                host_ids=host_ids, region_id=region.pk, kind=shape.host_kind, wait=wait
+            )
             if locked is None:
-                return _LOCKED if not wait else _NO_FIT
-            hostname, nodes = locked
+                return _LOCKED, None
+            host_id, hostname, nodes = locked
             live = _live_nodes(host_id, nodes)
             free = HostFree(host_id, hostname, tuple(n.free() for n in live.values()), shape.host_kind)
             splits = host_splits(free, shape)
@@ -333,11 +326,12 @@ def _try_host(
                 return (split.node_count, -keep, policy(free, split))
 
             split = min(splits, key=key)
-            return _write(
+            allocation = _write(
                 host_id=host_id, instance=instance, plan=plan, split=split, live=live, prefer=preferred
             )
+            return allocation, host_id
     except _Rollback as refused:
-        return _DRIFTED if refused.args[0] else _NO_FIT
+        return (_DRIFTED if refused.args[0] else _NO_FIT), host_id
 
 
 def _repair(host_ids: Collection[int]) -> None:
