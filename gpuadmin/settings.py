@@ -57,7 +57,7 @@ ALLOWED_HOSTS = env_list("GPUADMIN_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[
 CSRF_TRUSTED_ORIGINS = env_list("GPUADMIN_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "gpuadmin.apps.GpuAdminSiteConfig",  # django.contrib.admin with the dashboard as admin.site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -1,7 +1,47 @@
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import Count, Q
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 
+from inventory.exceptions import InventoryError
 from inventory.models import GpuDevice, GpuModel, Host, HostCpu, Image, InstanceType, NumaNode, Region
+from inventory.selectors import host_topology
+from inventory.services import gpu_mark_faulty, gpu_return_to_service, host_set_state
 from inventory.sync import HostSyncError, host_sync
+
+
+def action_confirmation(
+    modeladmin: admin.ModelAdmin,
+    request,
+    queryset,
+    *,
+    action: str,
+    title: str,
+    question: str,
+    button: str,
+    ask_reason: bool = False,
+) -> TemplateResponse:
+    """The page between choosing an action and running it: what it will touch, and a reason if it needs one.
+
+    The page posts the action back with `confirm` set; the action then runs with the reason in POST.
+    """
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "question": question,
+        "button": button,
+        "ask_reason": ask_reason,
+        "action": action,
+        "objects": list(queryset),
+        "opts": modeladmin.model._meta,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/gpuadmin/action_confirm.html", context)
+
+
+def confirmed(request) -> bool:
+    return request.POST.get("confirm") == "yes"
 
 
 @admin.register(Region)
@@ -40,7 +80,8 @@ class GpuDeviceInline(admin.TabularInline):
     model = GpuDevice
     extra = 0
     fields = ["pci_address", "model", "numa_node", "iommu_group", "state", "state_reason"]
-    readonly_fields = ["pci_address", "model", "numa_node", "iommu_group"]
+    # State changes go through the GPU actions, which keep the NUMA counters exact and write the audit row.
+    readonly_fields = ["pci_address", "model", "numa_node", "iommu_group", "state", "state_reason"]
     show_change_link = True
 
 
@@ -49,9 +90,62 @@ class HostAdmin(admin.ModelAdmin):
     list_display = ["hostname", "region", "kind", "state", "generation", "last_synced_at"]
     list_filter = ["region", "kind", "state"]
     search_fields = ["hostname"]
-    readonly_fields = ["generation", "last_synced_at", "created"]
+    readonly_fields = ["generation", "last_synced_at", "created", "state", "state_reason", "topology"]
     inlines = [NumaNodeInline, GpuDeviceInline]
-    actions = ["sync_from_libvirt"]
+    actions = ["sync_from_libvirt", "enable_hosts", "drain_hosts", "maintenance_hosts", "disable_hosts"]
+
+    @admin.display(description="Topology")
+    def topology(self, obj: Host) -> str:
+        if obj.pk is None:
+            return "-"
+        return render_to_string("admin/inventory/host/topology.html", {"nodes": host_topology(host=obj)})
+
+    @admin.action(description="Enable selected hosts (new instances may land there)", permissions=["change"])
+    def enable_hosts(self, request, queryset):
+        return self._set_state(request, queryset, Host.State.ENABLED, "enable_hosts")
+
+    @admin.action(
+        description="Drain selected hosts (no new instances; guests keep running)", permissions=["change"]
+    )
+    def drain_hosts(self, request, queryset):
+        return self._set_state(request, queryset, Host.State.DRAINING, "drain_hosts")
+
+    @admin.action(description="Put selected hosts in maintenance", permissions=["change"])
+    def maintenance_hosts(self, request, queryset):
+        return self._set_state(request, queryset, Host.State.MAINTENANCE, "maintenance_hosts")
+
+    @admin.action(description="Disable selected hosts", permissions=["change"])
+    def disable_hosts(self, request, queryset):
+        return self._set_state(request, queryset, Host.State.DISABLED, "disable_hosts")
+
+    def _set_state(self, request, queryset, state: str, action: str):
+        if state != Host.State.ENABLED and not confirmed(request):
+            return action_confirmation(
+                self,
+                request,
+                queryset.order_by("hostname"),
+                action=action,
+                title=f"Set hosts {state}",
+                question=f"Set these hosts {state}? No new instance is placed on them; the instances already "
+                "there keep running.",
+                button=f"Yes, set them {state}",
+                ask_reason=True,
+            )
+        reason = request.POST.get("reason", "")
+        guests = Count("allocations", filter=Q(allocations__released_at__isnull=True))
+        for host in queryset.annotate(guests=guests).order_by("hostname"):
+            try:
+                host_set_state(host=host, state=state, actor=request.user, reason=reason)
+            except InventoryError as exc:
+                self.message_user(request, f"{host.hostname}: {exc.message}", messages.ERROR)
+                continue
+            still = (
+                f"; {host.guests} instance(s) still on it"
+                if host.guests and state != Host.State.ENABLED
+                else ""
+            )
+            self.message_user(request, f"{host.hostname}: {state}{still}.", messages.SUCCESS)
+        return None
 
     @admin.action(description="Sync selected hosts from libvirt")
     def sync_from_libvirt(self, request, queryset):
@@ -89,7 +183,42 @@ class GpuDeviceAdmin(admin.ModelAdmin):
     list_filter = ["state", "model", "host__region"]
     search_fields = ["host__hostname", "pci_address"]
     list_select_related = ["host", "model", "numa_node__host"]
-    readonly_fields = ["missing_since"]
+    # State changes go through the actions below, which keep the NUMA counters exact and write the audit row.
+    readonly_fields = ["missing_since", "state", "state_reason"]
+    actions = ["mark_faulty", "return_to_service"]
+
+    @admin.action(description="Mark selected GPUs faulty (asks for the reason)", permissions=["change"])
+    def mark_faulty(self, request, queryset):
+        if not confirmed(request):
+            return action_confirmation(
+                self,
+                request,
+                queryset.select_related("host").order_by("host__hostname", "pci_address"),
+                action="mark_faulty",
+                title="Mark GPUs faulty",
+                question="Take these cards out of service? A card an instance holds is refused.",
+                button="Yes, mark them faulty",
+                ask_reason=True,
+            )
+        reason = request.POST.get("reason", "")
+        for gpu in queryset.select_related("host").order_by("host__hostname", "pci_address"):
+            try:
+                gpu_mark_faulty(gpu=gpu, reason=reason, actor=request.user)
+            except InventoryError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(request, f"{gpu}: faulty ({reason.strip()}).", messages.SUCCESS)
+        return None
+
+    @admin.action(description="Return selected GPUs to service", permissions=["change"])
+    def return_to_service(self, request, queryset):
+        for gpu in queryset.select_related("host").order_by("host__hostname", "pci_address"):
+            try:
+                gpu_return_to_service(gpu=gpu, actor=request.user)
+            except InventoryError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(request, f"{gpu}: available.", messages.SUCCESS)
 
 
 @admin.register(InstanceType)

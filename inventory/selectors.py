@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 
-from django.db.models import F, Sum
+from django.db.models import F, OuterRef, Subquery, Sum
 
 from inventory.counters import active_allocation_exists, shared_iommu_groups, unplaceable_reason
 from inventory.fit import (
@@ -29,15 +29,17 @@ from inventory.fit import (
     host_splits,
     sellable_on_host,
 )
-from inventory.models import GpuDevice, GpuModel, Host, InstanceType, NumaNode, Region
+from inventory.models import GpuDevice, GpuModel, Host, HostCpu, InstanceType, NumaNode, Region
 
 __all__ = [
     "GpuCounts",
     "HostCapacity",
     "PlanSellable",
     "RegionCapacity",
+    "TopologyNode",
     "capacity_snapshot",
     "host_capacity",
+    "host_topology",
     "plan_available",
     "region_capacity",
 ]
@@ -357,3 +359,128 @@ def plan_available(*, plan: InstanceType, region: Region | str) -> bool:
         )
     kind = GPU_HOST if shape.gpus else STANDARD_HOST
     return any(host_splits(HostFree(h, "", tuple(n), kind), shape) for h, n in hosts.items())
+
+
+@dataclass(frozen=True)
+class TopologyGpu:
+    gpu_id: int
+    pci_address: str
+    functions: list[str]
+    model: str
+    state: str
+    state_reason: str
+    holder_id: int | None  # the instance whose active allocation holds the card
+    holder_label: str
+
+
+@dataclass(frozen=True)
+class TopologyNode:
+    """One NUMA node as staff read it; `index` None gathers the cards the firmware puts on no node."""
+
+    index: int | None
+    memory_mib: int = 0
+    reserved_memory_mib: int = 0
+    used_memory_mib: int = 0
+    hugepages_1g_total: int = 0
+    hugepages_1g_used: int = 0
+    free_cores: int = 0
+    threads_per_core: int = 1
+    cpus: list[int] = field(default_factory=list)
+    reserved_cpus: list[int] = field(default_factory=list)
+    held_cpus: dict[tuple[int, str], list[int]] = field(default_factory=dict)  # (instance, label) -> cpus
+    gpus: list[TopologyGpu] = field(default_factory=list)
+
+    @property
+    def free_memory_mib(self) -> int:
+        return self.memory_mib - self.reserved_memory_mib - self.used_memory_mib
+
+    @property
+    def held(self) -> list[tuple[int, str, str]]:
+        return [(i, label, id_ranges(cpus)) for (i, label), cpus in sorted(self.held_cpus.items())]
+
+    @property
+    def cpu_ranges(self) -> str:
+        return id_ranges(self.cpus)
+
+    @property
+    def reserved_ranges(self) -> str:
+        return id_ranges(self.reserved_cpus)
+
+
+def id_ranges(ids: Iterable[int]) -> str:
+    """CPU ids the way Linux writes cpusets: 0-3,8,10-11."""
+    parts: list[str] = []
+    for cpu in sorted(ids):
+        if parts and cpu == int(parts[-1].split("-")[-1]) + 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{cpu}"
+        else:
+            parts.append(str(cpu))
+    return ",".join(parts)
+
+
+def host_topology(*, host: Host) -> list[TopologyNode]:
+    """A host's NUMA nodes with their memory, CPUs and cards, and which instance holds each. Three queries.
+
+    Holders are read through the reverse relations of the allocation rows, so inventory does not import
+    provisioning.
+    """
+
+    def holder(model: type[GpuDevice] | type[HostCpu], column: str) -> Subquery:
+        relation = model._meta.get_field("allocations")
+        held = relation.related_model.objects.filter(
+            **{relation.field.name: OuterRef("pk")}, released_at__isnull=True
+        )
+        return Subquery(held.values(column)[:1])
+
+    nodes = {n.pk: n for n in NumaNode.objects.filter(host=host).order_by("index")}
+    cpus = (
+        HostCpu.objects.filter(host=host)
+        .annotate(holder_id=holder(HostCpu, "allocation__instance_id"))
+        .annotate(holder_label=holder(HostCpu, "allocation__instance__label"))
+        .order_by("cpu_id")
+        .values_list("numa_node_id", "cpu_id", "reserved", "holder_id", "holder_label")
+    )
+    gpus = (
+        GpuDevice.objects.filter(host=host)
+        .select_related("model")
+        .annotate(holder_id=holder(GpuDevice, "allocation__instance_id"))
+        .annotate(holder_label=holder(GpuDevice, "allocation__instance__label"))
+        .order_by("pci_address")
+    )
+    lines = {
+        pk: TopologyNode(
+            index=n.index,
+            memory_mib=n.memory_mib,
+            reserved_memory_mib=n.reserved_memory_mib,
+            used_memory_mib=n.used_memory_mib,
+            hugepages_1g_total=n.hugepages_1g_total,
+            hugepages_1g_used=n.hugepages_1g_used,
+            free_cores=n.free_cores,
+            threads_per_core=n.threads_per_core,
+        )
+        for pk, n in nodes.items()
+    }
+    for node_id, cpu_id, reserved, holder_id, holder_label in cpus:
+        line = lines[node_id]
+        line.cpus.append(cpu_id)
+        if reserved:
+            line.reserved_cpus.append(cpu_id)
+        if holder_id is not None:
+            line.held_cpus.setdefault((holder_id, holder_label), []).append(cpu_id)
+    for gpu in gpus:
+        line = lines.get(gpu.numa_node_id)
+        if line is None:
+            line = lines.setdefault(None, TopologyNode(index=None))
+        line.gpus.append(
+            TopologyGpu(
+                gpu_id=gpu.pk,
+                pci_address=gpu.pci_address,
+                functions=gpu.functions,
+                model=gpu.model.short_name,
+                state=gpu.state,
+                state_reason=gpu.state_reason,
+                holder_id=gpu.holder_id,
+                holder_label=gpu.holder_label or "",
+            )
+        )
+    return list(lines.values())

@@ -1,8 +1,11 @@
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from accounts.services import audit_record
 from hypervisor.description import HostDescription
-from inventory.counters import numa_counters_recount
+from inventory.counters import gpu_set_state, numa_counters_recount
+from inventory.exceptions import GpuBusy, InvalidStateChange
 from inventory.models import GpuDevice, GpuModel, Host, HostCpu, NumaNode, Region
 
 
@@ -91,3 +94,87 @@ def host_record_topology(*, host: Host, description: HostDescription) -> None:
             gpus.append(device)
         GpuDevice.objects.bulk_create(gpus)
         numa_counters_recount(host=host)
+
+
+def host_set_state(*, host: Host, state: str, actor: AbstractBaseUser | None, reason: str = "") -> Host:
+    """Enable, drain, put in maintenance or disable a host. Guests already there keep running.
+
+    Claims only pick enabled hosts and re-check the state under the host lock, so taking the same lock
+    here means no claim still in flight can land on the host once this commits.
+    """
+    if state not in Host.State.values:
+        raise InvalidStateChange(
+            f"{state!r} is not a host state; choose one of {', '.join(Host.State.values)}."
+        )
+    reason = reason.strip()
+    with transaction.atomic():
+        host = Host.objects.select_for_update().get(pk=host.pk)
+        previous = host.state
+        host.state = state
+        host.state_reason = "" if state == Host.State.ENABLED else reason
+        host.full_clean()
+        host.save(update_fields=["state", "state_reason"])
+        audit_record(
+            actor=actor,
+            action=f"host.{state}",
+            target=host,
+            detail=f"{previous} -> {state}" + (f": {reason}" if host.state_reason else ""),
+        )
+    return host
+
+
+def gpu_holder_id(*, gpu: GpuDevice) -> int | None:
+    """The id of the instance whose active allocation holds the card, or None."""
+    return (
+        gpu.allocations.filter(released_at__isnull=True)
+        .values_list("allocation__instance_id", flat=True)
+        .first()
+    )
+
+
+def gpu_mark_faulty(*, gpu: GpuDevice, reason: str, actor: AbstractBaseUser | None) -> GpuDevice:
+    """Take a card out of service with the reason. A card a guest holds is refused: move the guest first."""
+    reason = reason.strip()
+    if not reason:
+        raise InvalidStateChange(
+            "Say why the card is faulty: the reason is kept on the card and in the audit log."
+        )
+    with transaction.atomic():
+        # The host lock first, as claims take it: no claim can pick the card between the check and the write.
+        Host.objects.select_for_update().filter(pk=gpu.host_id).first()
+        gpu = GpuDevice.objects.select_related("host").get(pk=gpu.pk)
+        if gpu.state == GpuDevice.State.REMOVED:
+            raise InvalidStateChange(f"{gpu.pci_address} on {gpu.host} is removed (missing from the host).")
+        holder = gpu_holder_id(gpu=gpu)
+        if holder is not None:
+            raise GpuBusy(f"{gpu.pci_address} on {gpu.host} is in use by instance {holder}")
+        gpu = gpu_set_state(gpu=gpu, state=GpuDevice.State.FAULTY, reason=reason[:255])
+        audit_record(actor=actor, action="gpu.faulty", target=gpu, detail=reason)
+    return gpu
+
+
+# Cards in these states wait for a person; `cleaning` returns by itself and `removed` needs a host sync.
+RETURNABLE_GPU_STATES = (GpuDevice.State.FAULTY, GpuDevice.State.QUARANTINED, GpuDevice.State.RESERVED)
+
+
+def gpu_return_to_service(*, gpu: GpuDevice, actor: AbstractBaseUser | None) -> GpuDevice:
+    """Make a faulty, quarantined or reserved card available again (the person vouches for it)."""
+    with transaction.atomic():
+        Host.objects.select_for_update().filter(pk=gpu.host_id).first()
+        gpu = GpuDevice.objects.select_related("host").get(pk=gpu.pk)
+        if gpu.state not in RETURNABLE_GPU_STATES:
+            why = {
+                GpuDevice.State.AVAILABLE: "is already in service",
+                GpuDevice.State.CLEANING: "is being reset after its last guest; it returns by itself",
+                GpuDevice.State.REMOVED: "is missing from the host; sync the host once the card is back",
+            }.get(gpu.state, f"is {gpu.state}")
+            raise InvalidStateChange(f"{gpu.pci_address} on {gpu.host} {why}.")
+        previous, previous_reason = gpu.state, gpu.state_reason
+        gpu = gpu_set_state(gpu=gpu, state=GpuDevice.State.AVAILABLE, reason="")
+        audit_record(
+            actor=actor,
+            action="gpu.return_to_service",
+            target=gpu,
+            detail=f"was {previous}" + (f": {previous_reason}" if previous_reason else ""),
+        )
+    return gpu

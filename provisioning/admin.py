@@ -1,6 +1,15 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
+from django.urls import reverse
 
+from inventory.admin import action_confirmation, confirmed
+from provisioning.exceptions import ProvisioningError
 from provisioning.models import AllocatedCpu, AllocatedGpu, AllocatedMemory, Allocation, Instance, Job
+from provisioning.selectors import active_allocations
+from provisioning.services import instance_boot, instance_delete, instance_reboot, instance_shutdown
+
+JOBS_SHOWN = 20
 
 
 @admin.register(Instance)
@@ -10,6 +19,125 @@ class InstanceAdmin(admin.ModelAdmin):
     search_fields = ["label", "account__name", "host__hostname"]
     list_select_related = ["account", "region", "instance_type", "host"]
     readonly_fields = ["domain_uuid", "created", "updated", "deleted_at", "cloud_init_user_data"]
+    actions = ["boot", "shut_down", "reboot", "delete_instances"]
+    detail_fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "label",
+                    "account",
+                    "region",
+                    "instance_type",
+                    "image",
+                    "status",
+                    "status_reason",
+                    "booted",
+                    "host",
+                ]
+            },
+        ),
+        ("What it holds", {"fields": ["allocation_held"]}),
+        ("Jobs", {"fields": ["recent_jobs"]}),
+        (
+            "Details",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "group",
+                    "tags",
+                    "ipv4",
+                    "ipv6",
+                    "domain_uuid",
+                    "created",
+                    "updated",
+                    "deleted_at",
+                    "cloud_init_user_data",
+                ],
+            },
+        ),
+    ]
+
+    # An instance changes only through provisioning.services (jobs, allocations, audit rows): its page
+    # shows it, the actions act on it, and "add" is the spin-up form.
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return self.readonly_fields
+        return [f.name for f in Instance._meta.fields] + ["allocation_held", "recent_jobs"]
+
+    def get_fieldsets(self, request, obj=None):
+        return self.detail_fieldsets if obj is not None else super().get_fieldsets(request, obj)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        query = request.GET.urlencode()
+        return redirect(reverse("admin:spin_up") + (f"?{query}" if query else ""))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        hidden = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False}
+        return super().change_view(request, object_id, form_url, {**hidden, **(extra_context or {})})
+
+    # Django's own delete would remove rows under a running domain; the delete action calls the service.
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_destroy_permission(self, request):
+        return request.user.has_perm("provisioning.delete_instance")
+
+    @admin.display(description="Allocation")
+    def allocation_held(self, obj: Instance) -> str:
+        lines = active_allocations(instance=obj.pk)
+        return render_to_string(
+            "admin/provisioning/instance/allocation.html",
+            {"allocation": lines[0] if lines else None, "instance": obj},
+        )
+
+    @admin.display(description="Recent jobs")
+    def recent_jobs(self, obj: Instance) -> str:
+        jobs = list(obj.jobs.order_by("-id")[: JOBS_SHOWN + 1])
+        return render_to_string(
+            "admin/provisioning/instance/jobs.html",
+            {"jobs": jobs[:JOBS_SHOWN], "more": len(jobs) > JOBS_SHOWN, "instance": obj},
+        )
+
+    @admin.action(description="Boot selected instances", permissions=["change"])
+    def boot(self, request, queryset):
+        self._power(request, queryset, instance_boot, "booting")
+
+    @admin.action(description="Shut down selected instances", permissions=["change"])
+    def shut_down(self, request, queryset):
+        self._power(request, queryset, instance_shutdown, "shutting down")
+
+    @admin.action(description="Reboot selected instances", permissions=["change"])
+    def reboot(self, request, queryset):
+        self._power(request, queryset, instance_reboot, "rebooting")
+
+    @admin.action(
+        description="Delete selected instances (destroys the VMs, frees their GPUs)", permissions=["destroy"]
+    )
+    def delete_instances(self, request, queryset):
+        if not confirmed(request):
+            return action_confirmation(
+                self,
+                request,
+                queryset.order_by("pk"),
+                action="delete_instances",
+                title="Delete instances",
+                question="Delete these instances? Their VMs are destroyed and their GPUs, cores and memory "
+                "released; billing stops. This cannot be undone.",
+                button="Yes, delete them",
+            )
+        self._power(request, queryset, instance_delete, "deleting")
+        return None
+
+    def _power(self, request, queryset, service, doing: str) -> None:
+        # One message per instance: a busy one says so and the others still go ahead.
+        for instance in queryset.order_by("pk"):
+            try:
+                job = service(instance=instance, actor=request.user)
+            except ProvisioningError as exc:
+                self.message_user(request, f"{instance}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{instance}: {doing} (job {job.pk}).", messages.SUCCESS)
 
 
 class AllocatedGpuInline(admin.TabularInline):

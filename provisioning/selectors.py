@@ -51,7 +51,9 @@ class AllocationLine:
         return asdict(self)
 
 
-def active_allocations(*, region: str | None = None, host: str | None = None) -> list[AllocationLine]:
+def active_allocations(
+    *, region: str | None = None, host: str | None = None, instance: int | None = None
+) -> list[AllocationLine]:
     allocations = (
         Allocation.objects.filter(released_at__isnull=True)
         .select_related("instance__account", "host")
@@ -76,6 +78,8 @@ def active_allocations(*, region: str | None = None, host: str | None = None) ->
         allocations = allocations.filter(host__region_id=region)
     if host is not None:
         allocations = allocations.filter(host__hostname=host)
+    if instance is not None:
+        allocations = allocations.filter(instance_id=instance)
     return [
         AllocationLine(
             allocation=a.pk,
