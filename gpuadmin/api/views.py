@@ -75,10 +75,5 @@ class NotFoundView(LinodeView):
 
     schema = None  # not an endpoint: left out of the OpenAPI document
 
-    def dispatch(self, request, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
-        self.request = self.initialize_request(request, *args, **kwargs)
-        self.headers = self.default_response_headers
-        response = self.handle_exception(NotFound())
-        self.response = self.finalize_response(self.request, response, *args, **kwargs)
-        return self.response
+    def initial(self, request, *args, **kwargs):
+        raise NotFound

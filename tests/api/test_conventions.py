@@ -1,5 +1,6 @@
 """What every Linode client depends on: the page envelope, X-Filter, the error body, JSON everywhere."""
 
+import json
 import re
 
 import pytest
@@ -152,3 +153,26 @@ def test_django_level_errors_under_v4_are_json_too(db):
     assert response.status_code == 400
     assert response.json() == {"errors": [{"reason": "Bad request"}]}
     assert client.get("/admin/nothing", HTTP_HOST="evil.example")["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    ("handler", "status"), [("handler400", 400), ("handler403", 403), ("handler404", 404)]
+)
+def test_djangos_error_handlers_answer_json_under_v4_and_html_elsewhere(rf, handler, status):
+    from gpuadmin.api import errors as api_errors
+
+    view = getattr(api_errors, handler)
+    api = view(rf.get("/v4beta/linode/instances"), Exception("x"))
+    assert api.status_code == status and api["Content-Type"] == "application/json"
+    assert json.loads(api.content)["errors"][0]["reason"]
+    assert view(rf.get("/admin/"), Exception("x"))["Content-Type"].startswith("text/html")
+
+
+def test_djangos_500_handler_answers_json_under_v4(rf):
+    from gpuadmin.api.errors import handler500
+
+    response = handler500(rf.get("/v4/account"))
+    assert response.status_code == 500
+    assert json.loads(response.content) == {
+        "errors": [{"reason": "An unexpected error occurred; it has been logged. Please try again."}]
+    }
