@@ -57,7 +57,10 @@ def _create_database(url: str) -> None:
 
 def _setup_django(url: str) -> None:
     os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("GPUADMIN_DEBUG", "1")
+    # Production settings: with debug on Django logs and formats every query, which costs the claim
+    # CPU and caps CaptureQueriesContext at 9,000 queries.
+    os.environ["GPUADMIN_DEBUG"] = "0"
+    os.environ.setdefault("GPUADMIN_SECRET_KEY", "bench-only-secret-key-not-for-production")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpuadmin.settings")
     import django
 
@@ -133,6 +136,35 @@ def _run_claims(work: list[tuple[int, int]]) -> tuple[list[float], int, float, f
             rejected += 1
         latencies.append((time.perf_counter() - began) * 1000)
     return latencies, rejected, start, time.perf_counter()
+
+
+def _backend_cpu_seconds() -> float | None:
+    """CPU time of this connection's PostgreSQL backend, when the server runs on this machine."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_per_claim(work: list[tuple[int, int]]) -> dict:
+    """CPU milliseconds one claim costs the client and the server: unlike latency, this does not
+    depend on what else the machine runs, and 2 cores / that cost bounds the throughput."""
+    server_before, client_before = _backend_cpu_seconds(), time.process_time()
+    _run_claims(work)
+    client = (time.process_time() - client_before) * 1000 / len(work)
+    server_after = _backend_cpu_seconds()
+    server = None if server_before is None else (server_after - server_before) * 1000 / len(work)
+    result = {"client_ms": round(client, 2), "server_ms": round(server, 2) if server is not None else None}
+    if server is not None:
+        result["two_core_bound_claims_per_s"] = round(2000 / (client + server), 1)
+    return result
 
 
 def _client(work, barrier, results) -> None:
@@ -229,6 +261,7 @@ def main(argv: list[str]) -> int:
         single = _instances(account, region, plans, args.claims, seed=2000 + seed)
         many = _instances(account, region, plans, args.concurrent_claims, seed=3000 + seed)
         counted = _instances(account, region, plans, 100, seed=4000 + seed)
+        costed = _instances(account, region, plans, 200, seed=5000 + seed)
         _run_claims(warm)
         latencies, rejected, start, end = _run_claims(single)
         one = {
@@ -239,6 +272,7 @@ def main(argv: list[str]) -> int:
         }
         concurrent = _concurrent(many, CLIENTS)
         queries = _queries_per_claim(counted)
+        cpu = _cpu_per_claim(costed)
         totals = NumaNode.objects.filter(gpu_model__isnull=False).values_list("free_gpus", "allocated_gpus")
         free = sum(f for f, _ in totals)
         allocated = sum(a for _, a in totals)
@@ -250,6 +284,7 @@ def main(argv: list[str]) -> int:
                 "one_client": one,
                 "sixteen_clients": concurrent,
                 "queries_per_claim": queries,
+                "cpu_per_claim": cpu,
                 "gpus_allocated_after": allocated,
                 "gpus_free_after": free,
             }

@@ -1,14 +1,15 @@
 """Claiming and releasing what a guest holds: one transaction each, no libvirt call inside.
 
-A claim reads candidate nodes through the capacity counters (an index, a short window in policy
-order), locks one host at a time with SELECT ... FOR UPDATE SKIP LOCKED, re-checks on the locked rows,
-writes the allocation rows and the counters, and bumps Host.generation. Each attempt runs in a
-savepoint, so a host that turned out not to fit is unlocked again before the next one is tried: a
-claim waits for a lock only while holding none, and two claims cannot deadlock on hosts.
+A claim reads a window of candidate nodes through the capacity counters (an index, in policy
+order), ranks their hosts with the policy, and in a savepoint locks the first of them no other claim
+holds (SELECT ... FOR UPDATE SKIP LOCKED ... LIMIT 1). It re-checks the fit on the rows read after
+the lock, writes the allocation rows and the counters, and bumps Host.generation. A host that turned
+out not to fit is unlocked again by rolling the savepoint back, so a claim waits for a lock only
+while holding none, and two claims cannot deadlock on hosts.
 
-Hosts that were locked by someone else are skipped first and waited for last, so a loser is told
-"no capacity" only after every candidate was seen unlocked. The partial unique constraints on the
-allocation rows stay the last line of defence.
+Hosts other claims hold are passed over first and waited for last, so a loser is told "no capacity"
+only after every candidate was seen unlocked. The partial unique constraints on the allocation rows
+stay the last line of defence. docs/placement.md tells the whole protocol.
 """
 
 from collections.abc import Collection, Sequence
