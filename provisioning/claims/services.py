@@ -31,7 +31,7 @@ __all__ = ["allocation_claim", "allocation_move", "allocation_release"]
 
 # Candidate nodes read per round (both nodes of a host may appear). Locked hosts are skipped and the
 # next window read, so concurrent claims spread over the fleet instead of queueing on one host.
-CANDIDATE_WINDOW = 32
+CANDIDATE_WINDOW = 24
 
 # The SQL order that agrees with each policy's first keys, so the window holds its best candidates.
 # best_fit's order is the index numanode_gpu_candidates, read from the start with no sort.
