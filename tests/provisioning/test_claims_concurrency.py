@@ -1,10 +1,11 @@
 """Many clients race for more than a region holds: exactly the capacity wins, nobody gets a GPU twice."""
 
 import threading
+import time
 from collections import Counter
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count
 
 from inventory.counters import numa_counters_recount
@@ -80,3 +81,49 @@ def test_racing_claims_win_exactly_the_capacity_and_every_loser_hears_no_capacit
         for host in hosts:
             assert numa_counters_recount(host=host) == []
         assert sum(Host.objects.filter(region=region).values_list("generation", flat=True)) == capacity
+
+
+def hold_host_lock(host_id: int, locked: threading.Event, release: threading.Event) -> threading.Thread:
+    """Another transaction that holds a host's lock until told to let go."""
+
+    def holder() -> None:
+        try:
+            with transaction.atomic():
+                Host.objects.select_for_update().get(pk=host_id)
+                locked.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert locked.wait(timeout=10)
+    return thread
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_passes_over_a_host_someone_holds_and_waits_only_when_nothing_else_is_left():
+    region = make_region("hold")
+    fleet_seed(region=region, count=2, profile="rtx6000-2x2")
+    first, second = Host.objects.filter(region=region).order_by("pk")
+    plan = make_gpu_plan(4)  # a whole demo host: each host takes exactly one
+    account = make_account()
+
+    def instance(label):
+        return Instance.objects.create(account=account, label=label, region=region, instance_type=plan)
+
+    locked, release = threading.Event(), threading.Event()
+    holder = hold_host_lock(first.pk, locked, release)
+    started = time.monotonic()
+    assert allocation_claim(instance=instance("passes-over"), plan=plan, region=region).host_id == second.pk
+    assert time.monotonic() - started < 5  # it did not queue behind the holder
+    release.set()
+    holder.join()
+
+    locked, release = threading.Event(), threading.Event()
+    holder = hold_host_lock(first.pk, locked, release)
+    threading.Timer(1.0, release.set).start()
+    allocation = allocation_claim(instance=instance("waits"), plan=plan, region=region)
+    assert allocation.host_id == first.pk  # the only candidate left: waited for, not refused
+    holder.join()
