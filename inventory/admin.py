@@ -82,12 +82,14 @@ class GpuDeviceInline(admin.TabularInline):
     fields = ["pci_address", "model", "numa_node", "iommu_group", "state", "state_reason"]
     # State changes go through the GPU actions, which keep the NUMA counters exact and write the audit row.
     readonly_fields = ["pci_address", "model", "numa_node", "iommu_group", "state", "state_reason"]
+    # A card that leaves the host is flagged `removed` by a sync; deleting its row would skip the counters.
+    can_delete = False
     show_change_link = True
 
 
 @admin.register(Host)
 class HostAdmin(admin.ModelAdmin):
-    list_display = ["hostname", "region", "kind", "state", "generation", "last_synced_at"]
+    list_display = ["hostname", "region", "kind", "state", "state_reason", "generation", "last_synced_at"]
     list_filter = ["region", "kind", "state"]
     search_fields = ["hostname"]
     readonly_fields = ["generation", "last_synced_at", "created", "state", "state_reason", "topology"]
@@ -179,7 +181,16 @@ class HostCpuAdmin(admin.ModelAdmin):
 
 @admin.register(GpuDevice)
 class GpuDeviceAdmin(admin.ModelAdmin):
-    list_display = ["pci_address", "host", "model", "numa_node", "iommu_group", "state", "missing_since"]
+    list_display = [
+        "pci_address",
+        "host",
+        "model",
+        "numa_node",
+        "iommu_group",
+        "state",
+        "state_reason",
+        "missing_since",
+    ]
     list_filter = ["state", "model", "host__region"]
     search_fields = ["host__hostname", "pci_address"]
     list_select_related = ["host", "model", "numa_node__host"]

@@ -37,11 +37,18 @@ def _missing_browser_reason() -> str | None:
 
 
 def _chromium() -> str | None:
-    return os.environ.get("GPUADMIN_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    return _executable("GPUADMIN_CHROMIUM", "chromium", "chromium-browser")
 
 
 def _chromedriver() -> str | None:
-    return os.environ.get("GPUADMIN_CHROMEDRIVER") or shutil.which("chromedriver")
+    return _executable("GPUADMIN_CHROMEDRIVER", "chromedriver")
+
+
+def _executable(variable: str, *names: str) -> str | None:
+    """The program a variable names, or the first of `names` on PATH; None when there is none."""
+    if os.environ.get(variable):
+        return shutil.which(os.environ[variable])
+    return next((path for name in names if (path := shutil.which(name))), None)
 
 
 @pytest.fixture

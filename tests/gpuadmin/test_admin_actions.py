@@ -104,6 +104,12 @@ def test_deleting_needs_the_delete_permission_and_djangos_own_delete_is_gone(cli
     assert client.get(reverse("admin:provisioning_instance_delete", args=[held.pk])).status_code == 403
 
 
+def test_power_actions_need_the_change_permission(client, held):
+    client.force_login(make_staff("provisioning.view_instance"))
+    act(client, "provisioning_instance", "reboot", [held])
+    assert not held.jobs.exists()
+
+
 def test_the_instance_page_shows_its_allocation_and_jobs_read_only(client, superuser, held, fleet):
     job = Job.objects.create(
         instance=held,
@@ -209,7 +215,7 @@ def test_the_host_page_shows_its_topology_and_who_holds_each_gpu(client, superus
     assert "reserved for the host: 0-1,48-49" in html
     assert "14 whole cores free" in html and "22 whole cores free" in html
     # state is changed by the actions, not edited in the GPU inline
-    assert 'name="gpus-0-state"' not in html
+    assert 'name="gpus-0-state"' not in html and 'name="gpus-0-DELETE"' not in html
 
 
 # GPUs
@@ -263,6 +269,14 @@ def test_a_reason_is_required_and_an_available_gpu_is_already_in_service(client,
 
     response = act(client, "inventory_gpudevice", "return_to_service", [gpu])
     assert texts(response) == [("error", f"{gpu.pci_address} on {gpu.host} is already in service.")]
+    gpu.refresh_from_db()
+    assert gpu.state == GpuDevice.State.AVAILABLE and not AuditRecord.objects.exists()
+
+
+def test_gpu_actions_need_the_change_permission(client, fleet):
+    gpu = GpuDevice.objects.filter(host=fleet.hosts[1]).first()
+    client.force_login(make_staff("inventory.view_gpudevice"))
+    act(client, "inventory_gpudevice", "mark_faulty", [gpu], confirm="yes", reason="fan")
     gpu.refresh_from_db()
     assert gpu.state == GpuDevice.State.AVAILABLE and not AuditRecord.objects.exists()
 
