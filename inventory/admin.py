@@ -72,8 +72,13 @@ class NumaNodeInline(admin.TabularInline):
         "hugepages_1g_total",
         "hugepages_1g_used",
     ]
-    readonly_fields = ["used_memory_mib", "hugepages_1g_used"]
+    # Topology comes from discovery and the counters from claims: an edit here would bypass both.
+    readonly_fields = fields
+    can_delete = False
     show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 class GpuDeviceInline(admin.TabularInline):
@@ -168,7 +173,16 @@ class NumaNodeAdmin(admin.ModelAdmin):
     list_filter = ["host__region"]
     search_fields = ["host__hostname"]
     list_select_related = ["host"]
-    readonly_fields = ["used_memory_mib", "hugepages_1g_used"]
+
+    # Read-only: memory and huge pages come from discovery (sync_hosts), usage from claims.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(HostCpu)
@@ -177,6 +191,16 @@ class HostCpuAdmin(admin.ModelAdmin):
     list_filter = ["reserved", "host__region"]
     search_fields = ["host__hostname"]
     list_select_related = ["host", "numa_node__host"]
+
+    # Read-only: CPUs come from discovery; reservation from the host policy; allocation from claims.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(GpuDevice)
