@@ -21,10 +21,17 @@ GPU_PLAN = "g1-gpu-rtx6000-1"
 
 @pytest.fixture
 def sdk(live_server):
-    def client_for(user, scopes: str = "*") -> LinodeClient:
-        return LinodeClient(token_for(user, scopes), base_url=live_server.url + "/v4")
+    clients = []
 
-    return client_for
+    def client_for(user, scopes: str = "*") -> LinodeClient:
+        clients.append(LinodeClient(token_for(user, scopes), base_url=live_server.url + "/v4"))
+        return clients[-1]
+
+    yield client_for
+    # A kept-alive connection closed after the live server's test ends would close the test
+    # database's connection from the wrong thread: hang up while the server is still ours.
+    for client in clients:
+        client.session.close()
 
 
 def finished(client: LinodeClient, action: str, entity_id: int | None = None):
@@ -113,4 +120,5 @@ def test_sdk_errors_and_paging(world, customer, sdk):
     stranger = LinodeClient("0" * 64, base_url=client.base_url)
     with pytest.raises(ApiError) as invalid:
         list(stranger.linode.instances())
+    stranger.session.close()
     assert (invalid.value.status, invalid.value.errors) == (401, ["Invalid Token"])
