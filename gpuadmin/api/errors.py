@@ -105,7 +105,7 @@ def exception_handler(exc, context):
 
 
 def _is_api(request) -> bool:
-    return request.path.startswith(API_PREFIXES)
+    return request.path.startswith(API_PREFIXES) or request.path in ("/v4", "/v4beta")
 
 
 def handler400(request, exception=None):

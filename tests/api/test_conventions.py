@@ -162,9 +162,10 @@ def test_djangos_error_handlers_answer_json_under_v4_and_html_elsewhere(rf, hand
     from gpuadmin.api import errors as api_errors
 
     view = getattr(api_errors, handler)
-    api = view(rf.get("/v4beta/linode/instances"), Exception("x"))
-    assert api.status_code == status and api["Content-Type"] == "application/json"
-    assert json.loads(api.content)["errors"][0]["reason"]
+    for path in ("/v4beta/linode/instances", "/v4"):
+        api = view(rf.get(path), Exception("x"))
+        assert api.status_code == status and api["Content-Type"] == "application/json"
+        assert json.loads(api.content)["errors"][0]["reason"]
     assert view(rf.get("/admin/"), Exception("x"))["Content-Type"].startswith("text/html")
 
 
