@@ -97,6 +97,12 @@ class Allocation(models.Model):
                 name="allocation_one_active_per_instance",
             ),
         ]
+        indexes = [
+            # A claim reads what a locked host's guests hold through this: a cost per host, not per fleet.
+            models.Index(
+                fields=["host"], condition=Q(released_at__isnull=True), name="allocation_active_by_host"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"allocation {self.pk} of instance {self.instance_id} on {self.host_id}"

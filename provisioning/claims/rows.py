@@ -6,7 +6,10 @@ portable between PostgreSQL and SQLite, and covered by the claim tests on both. 
 not on the path of every claim (release, move, recount, rejection wording) stays in the ORM.
 """
 
+import hashlib
 import json
+import re
+import weakref
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,6 +38,30 @@ _COLUMNS = {
     "host_id": "c.host_id",
     "index": 'c."index"',
 }
+
+
+_prepared: "weakref.WeakKeyDictionary[object, set[str]]" = weakref.WeakKeyDictionary()
+
+
+def _execute(cursor, sql: str, params: Sequence = ()) -> None:
+    """Run `sql` (%s placeholders); on PostgreSQL as a statement prepared once per connection.
+
+    Planning is most of what these short statements cost PostgreSQL (measured: 3.3 ms unprepared
+    against 0.8 ms prepared for a claim's reads). Statements whose lists differ in length are
+    different statements; a claim uses a few dozen shapes, so a connection prepares a few dozen.
+    """
+    if connection.vendor != "postgresql":
+        cursor.execute(sql, params)
+        return
+    names = _prepared.setdefault(connection.connection, set())
+    name = "gpuadmin_claim_" + hashlib.sha1(sql.encode()).hexdigest()[:16]
+    if name not in names:
+        numbered = iter(range(1, sql.count("%s") + 1))
+        cursor.execute(f"PREPARE {name} AS " + re.sub(r"%s", lambda _: f"${next(numbered)}", sql))
+        names.add(name)
+    cursor.execute(
+        f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}", params
+    )
 
 
 def _order_sql(order: Sequence[str]) -> str:
@@ -72,7 +99,8 @@ def single_node_candidates(
     params.append(window)
     # Two plain statements plan faster than one with a subquery, and planning is most of their cost.
     with connection.cursor() as cursor:
-        cursor.execute(
+        _execute(
+            cursor,
             f"""
             SELECT c.host_id FROM {NODE} c JOIN {HOST} ch ON ch.id = c.host_id
             WHERE ch.region_id = %s AND ch.kind = %s AND ch.state = %s AND {sells}
@@ -92,7 +120,8 @@ def nodes_of(cursor, host_ids: Sequence[int], *, kind: str) -> list[HostFree]:
     """Every node of the given hosts, as HostFree snapshots in the order of `host_ids`."""
     if not host_ids:
         return []
-    cursor.execute(
+    _execute(
+        cursor,
         f"""
         SELECT host_id, '', id, "index", free_gpus, free_cores, threads_per_core,
                memory_mib - reserved_memory_mib - used_memory_mib, hugepages_1g_total - hugepages_1g_used,
@@ -147,12 +176,12 @@ def lock_first_host(
         if not wait and features.has_select_for_update_skip_locked:
             lock += " SKIP LOCKED"
     ids = ", ".join(["%s"] * len(host_ids))
-    rank = " ".join(["WHEN %s THEN %s"] * len(host_ids))
-    params = [*host_ids, region_id, kind, Host.State.ENABLED]
-    for position, host_id in enumerate(host_ids):
-        params += [host_id, position]
+    # Positions are literals: as parameters of a prepared statement they would be typed text.
+    rank = " ".join(f"WHEN %s THEN {position}" for position in range(len(host_ids)))
+    params = [*host_ids, region_id, kind, Host.State.ENABLED, *host_ids]
     with connection.cursor() as cursor:
-        cursor.execute(
+        _execute(
+            cursor,
             f"SELECT id, hostname FROM {HOST} WHERE id IN ({ids}) AND region_id = %s AND kind = %s "
             f"AND state = %s ORDER BY CASE id {rank} END LIMIT 1{lock}",
             params,
@@ -160,7 +189,8 @@ def lock_first_host(
         row = cursor.fetchone()
         if row is None:
             return None
-        cursor.execute(
+        _execute(
+            cursor,
             f"""
             SELECT id, "index", memory_mib - reserved_memory_mib - used_memory_mib,
                    hugepages_1g_total - hugepages_1g_used, gpu_model_id, free_gpus, free_cores,
@@ -177,30 +207,36 @@ def host_devices(*, host_id: int) -> tuple[list[tuple], list[tuple], set[int], s
 
     GPU rows: (id, numa_node_id, model_id, state, iommu_group, foreign_functions, pci_address).
     CPU rows: (id, numa_node_id, cpu_id, siblings, reserved).
-    The busy ids are found through the host's active allocations, a path whose cost does not grow with
-    the fleet (an EXISTS per row lets the planner hash every active row of the fleet instead).
+    The busy ids are found through the host's active allocations (index allocation_active_by_host), a
+    path whose cost does not grow with the fleet. The rows of an active allocation are all active (they
+    are released with it), and saying so again invites the planner to intersect with the partial
+    unique indexes, which hold every active row of the fleet.
     """
     with connection.cursor() as cursor:
-        cursor.execute(
+        _execute(
+            cursor,
             f"SELECT id, numa_node_id, model_id, state, iommu_group, foreign_functions, pci_address "
             f"FROM {GPU} WHERE host_id = %s",
             [host_id],
         )
         gpus = [(*row[:5], _json(row[5]), row[6]) for row in cursor.fetchall()]
-        cursor.execute(
-            f"SELECT id, numa_node_id, cpu_id, siblings, reserved FROM {CPU} WHERE host_id = %s", [host_id]
+        _execute(
+            cursor,
+            f"SELECT id, numa_node_id, cpu_id, siblings, reserved FROM {CPU} WHERE host_id = %s",
+            [host_id],
         )
         cpus = [
             (row[0], row[1], row[2], _siblings(row[3]) if isinstance(row[3], str) else tuple(row[3]), row[4])
             for row in cursor.fetchall()
         ]
-        cursor.execute(
+        _execute(
+            cursor,
             f"""
             SELECT 0, ag.gpu_id FROM {ALLOCATED_GPU} ag JOIN {ALLOCATION} a ON a.id = ag.allocation_id
-            WHERE a.host_id = %s AND a.released_at IS NULL AND ag.released_at IS NULL
+            WHERE a.host_id = %s AND a.released_at IS NULL
             UNION ALL
             SELECT 1, ac.cpu_id FROM {ALLOCATED_CPU} ac JOIN {ALLOCATION} a ON a.id = ac.allocation_id
-            WHERE a.host_id = %s AND a.released_at IS NULL AND ac.released_at IS NULL
+            WHERE a.host_id = %s AND a.released_at IS NULL
             """,
             [host_id, host_id],
         )
@@ -231,7 +267,8 @@ def write_allocation(
     `counters` (node id, {column: value or (column, delta)})."""
     now = timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute(
+        _execute(
+            cursor,
             f"INSERT INTO {ALLOCATION} (instance_id, host_id, instance_type_id, created_at, released_at) "
             f"VALUES (%s, %s, %s, %s, NULL) RETURNING id",
             [instance.pk, host_id, plan_id, now],
@@ -239,12 +276,12 @@ def write_allocation(
         allocation_id = cursor.fetchone()[0]
         if gpu_ids:
             marks, params = _values([(allocation_id, gpu_id) for gpu_id in gpu_ids])
-            cursor.execute(f"INSERT INTO {ALLOCATED_GPU} (allocation_id, gpu_id) VALUES {marks}", params)
+            _execute(cursor, f"INSERT INTO {ALLOCATED_GPU} (allocation_id, gpu_id) VALUES {marks}", params)
         marks, params = _values([(allocation_id, cpu_id, vcpu) for cpu_id, vcpu in cpus])
-        cursor.execute(f"INSERT INTO {ALLOCATED_CPU} (allocation_id, cpu_id, vcpu) VALUES {marks}", params)
+        _execute(cursor, f"INSERT INTO {ALLOCATED_CPU} (allocation_id, cpu_id, vcpu) VALUES {marks}", params)
         marks, params = _values([(allocation_id, *row) for row in memory])
         columns = "allocation_id, numa_node_id, memory_mib, hugepages_1g"
-        cursor.execute(f"INSERT INTO {ALLOCATED_MEMORY} ({columns}) VALUES {marks}", params)
+        _execute(cursor, f"INSERT INTO {ALLOCATED_MEMORY} ({columns}) VALUES {marks}", params)
         for node_id, values in counters:
             assignments, params = [], []
             for column, value in values.items():
@@ -254,10 +291,12 @@ def write_allocation(
                 else:
                     assignments.append(f"{column} = %s")
                     params.append(value)
-            cursor.execute(f"UPDATE {NODE} SET {', '.join(assignments)} WHERE id = %s", [*params, node_id])
-        cursor.execute(f"UPDATE {HOST} SET generation = generation + 1 WHERE id = %s", [host_id])
-        cursor.execute(
-            f"UPDATE {INSTANCE} SET host_id = %s, updated = %s WHERE id = %s", [host_id, now, instance.pk]
+            _execute(cursor, f"UPDATE {NODE} SET {', '.join(assignments)} WHERE id = %s", [*params, node_id])
+        _execute(cursor, f"UPDATE {HOST} SET generation = generation + 1 WHERE id = %s", [host_id])
+        _execute(
+            cursor,
+            f"UPDATE {INSTANCE} SET host_id = %s, updated = %s WHERE id = %s",
+            [host_id, now, instance.pk],
         )
     instance.host_id, instance.updated = host_id, now
     allocation = Allocation(
