@@ -247,6 +247,7 @@ def main(argv: list[str]) -> int:
 
     from inventory.fleet import fleet_seed
     from inventory.models import Host, NumaNode
+    from inventory.selectors import region_capacity
 
     call_command("migrate", verbosity=0)
     region, plans, account = _world()
@@ -273,6 +274,9 @@ def main(argv: list[str]) -> int:
         concurrent = _concurrent(many, CLIENTS)
         queries = _queries_per_claim(counted)
         cpu = _cpu_per_claim(costed)
+        began = time.perf_counter()
+        region_capacity(region=region, with_hosts=True)
+        capacity_seconds = time.perf_counter() - began
         totals = NumaNode.objects.filter(gpu_model__isnull=False).values_list("free_gpus", "allocated_gpus")
         free = sum(f for f, _ in totals)
         allocated = sum(a for _, a in totals)
@@ -285,6 +289,7 @@ def main(argv: list[str]) -> int:
                 "sixteen_clients": concurrent,
                 "queries_per_claim": queries,
                 "cpu_per_claim": cpu,
+                "region_capacity_seconds": round(capacity_seconds, 2),
                 "gpus_allocated_after": allocated,
                 "gpus_free_after": free,
             }

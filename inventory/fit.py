@@ -269,21 +269,43 @@ def tightest_split(host: HostFree, shape: Shape) -> Split | None:
 
 def sellable_on_host(host: HostFree, shape: Shape) -> int:
     """How many more guests of `shape` fit on `host`, placing each as tightly as a claim would."""
-    return _sellable(_signature(host), shape)
+    return _sellable(host_signature(host), shape)
 
 
-def _signature(host: HostFree) -> tuple:
-    """The host with its ids removed, so hosts in the same state share one cached answer."""
-    nodes = tuple(
-        replace(node, node_id=position) for position, node in enumerate(sorted(host.nodes, key=_by_index))
+def sellable_on_signature(signature: tuple, shape: Shape) -> int:
+    """sellable_on_host for a host_signature, for callers that reuse one signature for many plans."""
+    return _sellable(signature, shape)
+
+
+def host_signature(host: HostFree) -> tuple:
+    """The host with its ids removed, so hosts in the same state share one cached answer. Plain tuples:
+    at 10,000 hosts building dataclasses here was most of a capacity report."""
+    return (
+        host.kind,
+        tuple(
+            (
+                n.index,
+                n.free_gpus,
+                n.free_cores,
+                n.threads_per_core,
+                n.free_memory_mib,
+                n.free_hugepages_1g,
+                n.gpu_model_id,
+            )
+            for n in sorted(host.nodes, key=_by_index)
+        ),
     )
-    return (host.kind, nodes)
 
 
 @lru_cache(maxsize=65536)
 def _sellable(signature: tuple, shape: Shape) -> int:
     kind, nodes = signature
-    host = HostFree(host_id=0, hostname="", nodes=nodes, kind=kind)
+    host = HostFree(
+        host_id=0,
+        hostname="",
+        nodes=tuple(NodeFree(position, *node) for position, node in enumerate(nodes)),
+        kind=kind,
+    )
     count = 0
     while count < MAX_SLOTS_PER_HOST:
         split = tightest_split(host, shape)

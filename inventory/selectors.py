@@ -12,11 +12,13 @@ plan's vCPUs and memory per GPU). `sellable` simulates placing one plan again an
 snapshot, host by host, as a claim would. A fixed number of queries whatever the fleet size.
 """
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
-from django.db.models import F, OuterRef, Subquery, Sum
+from django.db.models import F, OuterRef, Subquery, Sum, TextField
+from django.db.models.functions import Cast
 
 from inventory.counters import active_allocation_exists, shared_iommu_groups, unplaceable_reason
 from inventory.fit import (
@@ -26,8 +28,9 @@ from inventory.fit import (
     NodeFree,
     Shape,
     feedable_gpus,
+    host_signature,
     host_splits,
-    sellable_on_host,
+    sellable_on_signature,
 )
 from inventory.models import GpuDevice, GpuModel, Host, HostCpu, InstanceType, NumaNode, Region
 
@@ -73,11 +76,14 @@ class GpuCounts:
     )
 
     def add(self, other: "GpuCounts") -> None:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        for name in _COUNT_NAMES:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in _COUNT_NAMES}
+
+
+_COUNT_NAMES = tuple(f.name for f in fields(GpuCounts))
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,7 @@ def capacity_snapshot(
         hosts_qs = hosts_qs.filter(pk__in=list(host_ids))
     hosts = {h.pk: h for h in hosts_qs.only("id", "hostname", "region_id", "kind", "state")}
     nodes = list(
-        NumaNode.objects.filter(host_id__in=hosts)
+        NumaNode.objects.filter(host__in=hosts_qs.values("pk"))
         .order_by("host_id", "index")
         .values_list(
             "host_id",
@@ -177,12 +183,11 @@ def capacity_snapshot(
             "gpu_model_id",
         )
     )
+    # The IOMMU neighbours as text: "[]" for nearly every card, and parsing 80,000 JSON lists is slow.
     gpus = list(
-        GpuDevice.objects.filter(host_id__in=hosts)
-        .annotate(active=active_allocation_exists(GpuDevice))
-        .values_list(
-            "host_id", "numa_node_id", "model_id", "state", "iommu_group", "foreign_functions", "active"
-        )
+        GpuDevice.objects.filter(host__in=hosts_qs.values("pk"))
+        .annotate(active=active_allocation_exists(GpuDevice), foreign=Cast("foreign_functions", TextField()))
+        .values_list("host_id", "numa_node_id", "model_id", "state", "iommu_group", "foreign", "active")
     )
     node_model = {row[1]: row[10] for row in nodes}
     shared = shared_iommu_groups((g[0], g[4]) for g in gpus)
@@ -199,7 +204,7 @@ def capacity_snapshot(
             numa_node_id=node_id,
             model_id=model_id,
             node_model_id=node_model.get(node_id),
-            foreign_functions=foreign,
+            foreign_functions=() if foreign in ("[]", "") else json.loads(foreign),
             shares_iommu_group=(host_id, group) in shared,
         ):
             bucket.unplaceable += 1
@@ -254,8 +259,13 @@ def _summarize(
         elif plan.type_class in (InstanceType.TypeClass.STANDARD, InstanceType.TypeClass.DEDICATED):
             by_model[None].append((plan, Shape.of(plan)))
     regions: dict[tuple[str, str, int | None], RegionCapacity] = {}
+    per_state: dict[tuple, tuple[int, list[PlanSellable]]] = {}
+    sellable_totals: dict[int, dict[str, PlanSellable]] = {}
+    models_of_host: dict[int, list[int | None]] = defaultdict(list)
+    for host_id, model_id in snapshot.counts:
+        models_of_host[host_id].append(model_id)
     for host_id, host in sorted(snapshot.hosts.items(), key=lambda item: item[1].hostname):
-        model_ids = [m for (h, m) in snapshot.counts if h == host_id] if host.kind == GPU_HOST else [None]
+        model_ids = models_of_host.get(host_id, []) if host.kind == GPU_HOST else [None]
         for model_id in model_ids or [None]:
             model = snapshot.models.get(model_id)
             key = (host.region_id, host.kind, model_id)
@@ -268,27 +278,22 @@ def _summarize(
                     kind=host.kind,
                 )
             counts = snapshot.counts.get((host_id, model_id), GpuCounts())
-            free = snapshot.free[host_id]
-            shapes = [shape for _, shape in by_model.get(model_id, [])]
-            counts.stranded = (
-                sum(
-                    max(0, n.free_gpus - feedable_gpus(n, shapes))
-                    for n in free.nodes
-                    if n.gpu_model_id == model_id
-                )
-                if model_id is not None
-                else 0
-            )
             enabled = host.state == Host.State.ENABLED
-            sellable = [
-                PlanSellable(plan.id, plan.label, plan.gpus, sellable_on_host(free, shape) if enabled else 0)
-                for plan, shape in by_model.get(model_id, [])
-                if (host.kind == GPU_HOST) == bool(shape.gpus)
-            ]
+            free = snapshot.free[host_id]
+            # Hosts in the same state give the same answer: compute it once per state.
+            state = (host_signature(free), model_id, enabled, host.kind)
+            if state not in per_state:
+                per_state[state] = _host_answer(free, state[0], model_id, enabled, host.kind, by_model)
+            counts.stranded, sellable = per_state[state]
             summary.hosts += 1
             summary.hosts_enabled += enabled
             summary.gpus.add(counts)
-            _add_sellable(summary, sellable)
+            totals = sellable_totals.setdefault(id(summary), {})
+            for p in sellable:
+                if p.plan not in totals:
+                    totals[p.plan] = p
+                else:
+                    totals[p.plan] = replace(totals[p.plan], sellable=totals[p.plan].sellable + p.sellable)
             if with_hosts:
                 summary.per_host.append(
                     HostCapacity(
@@ -299,19 +304,32 @@ def _summarize(
                         state=host.state,
                         gpu_model=summary.gpu_model,
                         gpus=counts,
-                        sellable=sellable,
+                        sellable=list(sellable),
                     )
                 )
+    for summary in regions.values():
+        summary.sellable = list(sellable_totals.get(id(summary), {}).values())
     return sorted(regions.values(), key=lambda rc: (rc.region, rc.kind, rc.gpu_model == "", rc.gpu_model))
 
 
-def _add_sellable(summary: RegionCapacity, sellable: list[PlanSellable]) -> None:
-    if not summary.sellable:
-        summary.sellable = [PlanSellable(p.plan, p.label, p.gpus, 0) for p in sellable]
-    totals = {p.plan: p.sellable for p in summary.sellable}
-    for p in sellable:
-        totals[p.plan] = totals.get(p.plan, 0) + p.sellable
-    summary.sellable = [PlanSellable(p.plan, p.label, p.gpus, totals[p.plan]) for p in summary.sellable]
+def _host_answer(
+    free: HostFree, signature: tuple, model_id: int | None, enabled: bool, kind: str, by_model: dict
+) -> tuple[int, list[PlanSellable]]:
+    """(stranded GPUs, sellable per plan) of one host."""
+    shapes = [shape for _, shape in by_model.get(model_id, [])]
+    stranded = (
+        sum(max(0, n.free_gpus - feedable_gpus(n, shapes)) for n in free.nodes if n.gpu_model_id == model_id)
+        if model_id is not None
+        else 0
+    )
+    sellable = [
+        PlanSellable(
+            plan.id, plan.label, plan.gpus, sellable_on_signature(signature, shape) if enabled else 0
+        )
+        for plan, shape in by_model.get(model_id, [])
+        if (kind == GPU_HOST) == bool(shape.gpus)
+    ]
+    return stranded, sellable
 
 
 def plan_available(*, plan: InstanceType, region: Region | str) -> bool:
