@@ -192,6 +192,12 @@ GPUADMIN_JOB_BACKOFF_SECONDS = float(os.environ.get("GPUADMIN_JOB_BACKOFF_SECOND
 # How often the scheduled reconcile runs, in minutes.
 GPUADMIN_RECONCILE_MINUTES = env_int("GPUADMIN_RECONCILE_MINUTES", 5)
 
+# Billing (billing/): how often usage is synced and closed months invoiced, the GPU trial's credit in
+# USD, and what GET /v4/account asks for its balances (accounts sits below billing and cannot import it).
+GPUADMIN_BILLING_MINUTES = env_int("GPUADMIN_BILLING_MINUTES", 15)
+GPUADMIN_GPU_TRIAL_CREDIT = os.environ.get("GPUADMIN_GPU_TRIAL_CREDIT", "100.00")
+GPUADMIN_ACCOUNT_BILLING = "billing.selectors.account_billing"
+
 # Host policy applied when a host's topology is recorded.
 GPUADMIN_RESERVED_CORES_PER_NODE = env_int("GPUADMIN_RESERVED_CORES_PER_NODE", 2)
 GPUADMIN_RESERVED_MEMORY_MIB_PER_NODE = env_int("GPUADMIN_RESERVED_MEMORY_MIB_PER_NODE", 8192)

@@ -1,0 +1,69 @@
+"""Syncs, draft rebuilds and billing runs racing on one account: every hour still billed once."""
+
+import threading
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from billing.exceptions import InvoiceFinalized
+from billing.models import Invoice, InvoiceItem, UsageSegment
+from billing.services import billing_run, invoice_generate, usage_sync
+from tests.billing.helpers import at, created_instance, deleted, resized
+from tests.builders import make_account, make_gpu_plan, make_region
+
+THREADS = 12
+NOW = at("2026-02-01 02:00")
+
+
+def race(calls):
+    barrier = threading.Barrier(len(calls))
+    outcomes: list = [None] * len(calls)
+
+    def worker(position, call):
+        try:
+            barrier.wait(timeout=30)
+            outcomes[position] = call()
+        except InvoiceFinalized as refused:  # a run finalized January first: the expected refusal
+            outcomes[position] = refused
+        except Exception as error:  # noqa: BLE001 - any other outcome is what this test looks for
+            outcomes[position] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a billing call hung: deadlock or lock wait"
+    return outcomes
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_racing_syncs_drafts_and_runs_bill_each_hour_once():
+    make_region("us-east")
+    gpu1, gpu2 = make_gpu_plan(1), make_gpu_plan(2)
+    account = make_account()
+    for day in range(3, 9):
+        instance = created_instance(account=account, plan=gpu1, created=at(f"2026-01-0{day} 10:00"))
+        resized(instance, to=gpu2, finished=at(f"2026-01-0{day} 12:30"))
+        deleted(instance, when=at(f"2026-01-0{day} 20:00"))
+    kinds = [
+        lambda: usage_sync(now=NOW),
+        lambda: invoice_generate(account=account, month=date(2026, 1, 1), now=NOW),
+        lambda: billing_run(now=NOW),
+    ]
+    outcomes = race([kinds[i % 3] for i in range(THREADS)])
+
+    errors = [o for o in outcomes if isinstance(o, Exception) and not isinstance(o, InvoiceFinalized)]
+    assert errors == []
+    assert UsageSegment.objects.count() == 12
+    january = Invoice.objects.get(account=account)
+    assert january.finalized
+    # Each instance: 2.5 h -> 3 h x $1.50 and 7.5 h -> 8 h x $3.00 = $28.50.
+    items = InvoiceItem.objects.filter(invoice=january)
+    assert items.count() == 12
+    assert january.total == sum(i.amount for i in items) == Decimal("28.50") * 6
