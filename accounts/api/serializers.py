@@ -13,7 +13,8 @@ def euuid(account) -> str:
 
 
 class AccountSerializer(serializers.Serializer):
-    """Linode's account object. Balances are 0 until billing writes invoices; the address is not kept."""
+    """Linode's account object. Balances and promotions come from billing (context "billing", see
+    AccountDetail); the address is not kept."""
 
     active_since = Timestamp()
     address_1 = serializers.SerializerMethodField()
@@ -42,10 +43,12 @@ class AccountSerializer(serializers.Serializer):
     get_first_name = get_last_name = get_phone = get_state = get_tax_id = get_zip = _blank
 
     def get_balance(self, account) -> float:
-        return 0.0
+        billing = self.context.get("billing")
+        return float(billing.balance) if billing else 0.0
 
     def get_balance_uninvoiced(self, account) -> float:
-        return 0.0
+        billing = self.context.get("billing")
+        return float(billing.balance_uninvoiced) if billing else 0.0
 
     def get_billing_source(self, account) -> str:
         return "linode"
@@ -57,7 +60,8 @@ class AccountSerializer(serializers.Serializer):
         return euuid(account)
 
     def get_active_promotions(self, account) -> list[dict]:
-        return []
+        billing = self.context.get("billing")
+        return billing.active_promotions if billing else []
 
 
 class ReferralsSerializer(serializers.Serializer):

@@ -1,4 +1,6 @@
+from django.conf import settings
 from django.http import Http404
+from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
@@ -14,7 +16,9 @@ class AccountDetail(LinodeView):
     def get(self, request):
         if self.account is None:
             raise Http404
-        context = {"gpu_plans_visible": self.gpu_plans_visible}
+        # Billing sits above accounts, so the balances come through a setting, not an import.
+        billing = import_string(settings.GPUADMIN_ACCOUNT_BILLING)(account=self.account)
+        context = {"gpu_plans_visible": self.gpu_plans_visible, "billing": billing}
         return Response(AccountSerializer(self.account, context=context).data)
 
 

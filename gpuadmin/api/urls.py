@@ -9,6 +9,7 @@ endpoints = [
     path("", include("inventory.api.urls")),
     path("", include("provisioning.api.urls")),
     path("", include("accounts.api.urls")),
+    path("", include("billing.api.urls")),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     re_path(r"^.*$", NotFoundView.as_view()),
 ]
