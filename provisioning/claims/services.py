@@ -339,6 +339,8 @@ def _repair(host_ids: Collection[int]) -> None:
     """Bring counters that offered hosts their rows refuse back to the rows. Called once the claim
     has its host, because the repair keeps a host lock to the end of the transaction and a claim
     must never wait for a lock while holding one. Hosts someone else holds are left to them."""
+    if not host_ids:
+        return
     for host in Host.objects.filter(pk__in=list(host_ids)):
         numa_counters_recount(host=host, skip_locked=True)
 
