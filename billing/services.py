@@ -377,10 +377,13 @@ def billing_run(*, now: datetime | None = None) -> BillingRunReport:
     accounts = Account.objects.in_bulk(targets)
     for account_id in sorted(targets):
         for month in sorted(targets[account_id]):
-            invoice = invoice_generate(account=accounts[account_id], month=month, now=now)
-            if invoice is None:
+            try:
+                invoice = invoice_generate(account=accounts[account_id], month=month, now=now)
+                if invoice is not None and now >= month_end(month) + FINALIZE_GRACE:
+                    invoice = invoice_finalize(invoice=invoice, now=now)
+            except InvoiceFinalized as exc:  # a run overlapping this one got there first
+                report.problems.append(exc.message)
                 continue
-            if now >= month_end(month) + FINALIZE_GRACE:
-                invoice = invoice_finalize(invoice=invoice, now=now)
-            report.invoices.append(invoice)
+            if invoice is not None:
+                report.invoices.append(invoice)
     return report

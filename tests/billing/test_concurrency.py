@@ -60,6 +60,8 @@ def test_racing_syncs_drafts_and_runs_bill_each_hour_once():
 
     errors = [o for o in outcomes if isinstance(o, Exception) and not isinstance(o, InvoiceFinalized)]
     assert errors == []
+    # A billing run that lost the race says so in its report instead of failing the task.
+    assert not any(isinstance(o, InvoiceFinalized) for i, o in enumerate(outcomes) if i % 3 == 2)
     assert UsageSegment.objects.count() == 12
     january = Invoice.objects.get(account=account)
     assert january.finalized
