@@ -70,3 +70,19 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["wal", "30"]
+
+
+def run_manage(*args: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GPUADMIN_") and k != "DATABASE_URL"}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True, check=False
+    )
+
+
+def test_migration_check_needs_no_secret_key_but_serving_commands_do():
+    checked = run_manage("makemigrations", "--check", "--dry-run")
+    assert checked.returncode == 0, checked.stderr
+    assert "No changes detected" in checked.stdout
+    refused = run_manage("check")
+    assert refused.returncode != 0
+    assert "GPUADMIN_SECRET_KEY is required" in refused.stderr
