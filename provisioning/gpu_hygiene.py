@@ -13,12 +13,22 @@ from django_q.tasks import async_task
 from hypervisor.errors import HypervisorError
 from inventory.counters import gpu_set_state
 from inventory.models import GpuDevice
+from provisioning.claims import allocation_release
 from provisioning.driver import driver_for
+from provisioning.models import Allocation
 
 logger = logging.getLogger(__name__)
 
 TASK = "provisioning.tasks.clean_gpu"
 RESET_ATTEMPTS = 3
+
+
+def allocation_release_and_clean(*, allocation: Allocation) -> None:
+    """Release an allocation and queue the reset of the cards it gave back (they are `cleaning` now)."""
+    with transaction.atomic():
+        gpu_ids = list(allocation.gpus.values_list("gpu_id", flat=True))
+        allocation_release(allocation=allocation)
+        gpus_enqueue_cleaning(gpu_ids=gpu_ids)
 
 
 def gpus_enqueue_cleaning(*, gpu_ids: list[int]) -> None:

@@ -16,9 +16,8 @@ from django.utils import timezone
 from hypervisor.errors import HypervisorError
 from inventory.models import GpuDevice, Host
 from provisioning import jobs
-from provisioning.claims import allocation_release
 from provisioning.driver import driver_for
-from provisioning.gpu_hygiene import gpus_enqueue_cleaning
+from provisioning.gpu_hygiene import allocation_release_and_clean, gpus_enqueue_cleaning
 from provisioning.models import Allocation, Instance, Job
 
 logger = logging.getLogger(__name__)
@@ -137,10 +136,7 @@ def _release_gone(host: Host, busy: set[int], report: HostReport) -> None:
         instance_id__in=busy
     )
     for allocation in stale.select_related("instance"):
-        with transaction.atomic():
-            gpus = list(allocation.gpus.values_list("gpu_id", flat=True))
-            allocation_release(allocation=allocation)
-            gpus_enqueue_cleaning(gpu_ids=gpus)
+        allocation_release_and_clean(allocation=allocation)
         report.repaired.append(
             f"released the allocation of instance {allocation.instance_id} ({allocation.instance.status})"
         )

@@ -15,10 +15,10 @@ from accounts.flags import provisioning_enabled
 from hypervisor.errors import HypervisorError, TransientHypervisorError
 from inventory.models import InstanceType
 from provisioning import jobs
-from provisioning.claims import allocation_move, allocation_release
+from provisioning.claims import allocation_move
 from provisioning.driver import HostDriver, driver_for
 from provisioning.exceptions import NoCapacity
-from provisioning.gpu_hygiene import gpus_enqueue_cleaning
+from provisioning.gpu_hygiene import allocation_release_and_clean, gpus_enqueue_cleaning
 from provisioning.models import Allocation, Instance, Job
 from provisioning.services import instance_mark_deleted
 
@@ -99,7 +99,9 @@ def _create(job: Job) -> None:
     instance = job.instance
     allocation = _active_allocation(instance)
     if allocation is None:
-        _fail(job, instance, "its allocation was released before the domain was built")
+        _fail(
+            job, instance, "its allocation was released before the domain was built", Instance.Status.FAILED
+        )
     driver = driver_for(allocation.host)
     try:
         _run_steps(job, _bring_up_steps(driver, instance, allocation, start=instance.booted))
@@ -118,9 +120,7 @@ def _roll_back_create(job: Job, instance: Instance, driver: HostDriver, reason: 
     with transaction.atomic():
         allocation = _active_allocation(instance)
         if allocation is not None:
-            gpus = list(allocation.gpus.values_list("gpu_id", flat=True))
-            allocation_release(allocation=allocation)
-            gpus_enqueue_cleaning(gpu_ids=gpus)
+            allocation_release_and_clean(allocation=allocation)
         _set_status(instance, Instance.Status.FAILED, f"create failed: {reason}"[:500])
         jobs.job_fail(job=job, error=f"{reason}{cleanup}")
 
@@ -199,9 +199,7 @@ def _delete(job: Job) -> None:
     with transaction.atomic():
         allocation = _active_allocation(instance)
         if allocation is not None:
-            gpus = list(allocation.gpus.values_list("gpu_id", flat=True))
-            allocation_release(allocation=allocation)
-            gpus_enqueue_cleaning(gpu_ids=gpus)
+            allocation_release_and_clean(allocation=allocation)
         instance_mark_deleted(instance=instance)
 
 
