@@ -4,9 +4,6 @@ The views read through selectors and write through provisioning.services.instanc
 (who may see GPU plans, what a label or a password must be, what fits where) stays in those.
 """
 
-import secrets
-import string
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -18,6 +15,7 @@ from django.urls import reverse
 from accounts.models import Account
 from gpuadmin.selectors import fleet_overview, gpu_plans_audience
 from inventory.models import Image, InstanceType, Region
+from provisioning.cloudinit import random_root_pass
 from provisioning.exceptions import NoCapacity, ProvisioningError
 from provisioning.services import instance_create
 
@@ -32,22 +30,9 @@ FORM_FIELDS = {
     "authorized_keys": "authorized_keys",
 }
 
-ROOT_PASS_LENGTH = 24
-_PUNCTUATION = "-_.:+=@%"  # no quotes, spaces or shell metacharacters: easy to paste into a console
-
 
 def can_spin_up(user) -> bool:
     return user.has_perm(SPIN_UP_PERMISSION)
-
-
-def generated_root_pass() -> str:
-    """A random root password with every character class, which the create service then checks."""
-    classes = [string.ascii_lowercase, string.ascii_uppercase, string.digits, _PUNCTUATION]
-    alphabet = "".join(classes)
-    chars = [secrets.choice(c) for c in classes]
-    chars += [secrets.choice(alphabet) for _ in range(ROOT_PASS_LENGTH - len(chars))]
-    secrets.SystemRandom().shuffle(chars)
-    return "".join(chars)
 
 
 def index_context(request: HttpRequest) -> dict:
@@ -116,7 +101,7 @@ def spin_up_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = SpinUpForm(request.POST)
         if form.is_valid():
-            root_pass = generated_root_pass()
+            root_pass = random_root_pass()
             data = form.cleaned_data
             try:
                 instance = instance_create(

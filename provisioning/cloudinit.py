@@ -3,6 +3,7 @@
 import hashlib
 import json
 import secrets
+import string
 from collections.abc import Sequence
 
 _ITOA64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -56,6 +57,21 @@ def sha512_crypt(password: str, salt: str | None = None, rounds: int = 5000) -> 
     encoded += _b64_from_24bit(0, 0, digest[63], 2)
     prefix = "$6$" if rounds == 5000 else f"$6$rounds={rounds}$"
     return f"{prefix}{sl.decode()}${encoded}"
+
+
+ROOT_PASS_LENGTH = 24
+# No quotes, spaces or shell metacharacters: easy to paste into a console.
+_ROOT_PASS_PUNCTUATION = "-_.:+=@%"
+
+
+def random_root_pass() -> str:
+    """A random root password with every character class, so the create service's rules always accept it."""
+    classes = [string.ascii_lowercase, string.ascii_uppercase, string.digits, _ROOT_PASS_PUNCTUATION]
+    alphabet = "".join(classes)
+    chars = [secrets.choice(c) for c in classes]
+    chars += [secrets.choice(alphabet) for _ in range(ROOT_PASS_LENGTH - len(chars))]
+    secrets.SystemRandom().shuffle(chars)
+    return "".join(chars)
 
 
 def user_data(*, hostname: str, root_pass: str | None, authorized_keys: Sequence[str]) -> str:

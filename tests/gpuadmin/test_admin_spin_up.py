@@ -9,8 +9,8 @@ from waffle.models import Switch
 
 from accounts.flags import PROVISIONING_ENABLED
 from accounts.models import AuditRecord
-from gpuadmin.dashboard import generated_root_pass
 from inventory.models import Host
+from provisioning.cloudinit import random_root_pass
 from provisioning.models import Allocation, Instance, Job
 from tests.builders import make_allocation, make_instance, make_user
 from tests.gpuadmin.conftest import make_staff, texts
@@ -90,7 +90,7 @@ def test_spin_up_creates_the_instance_and_its_job_and_shows_the_password_once(cl
 
 
 def test_generated_passwords_are_random_and_mix_every_character_class():
-    passwords = {generated_root_pass() for _ in range(50)}
+    passwords = {random_root_pass() for _ in range(50)}
     assert len(passwords) == 50
     for password in passwords:
         assert re.search(r"[a-z]", password) and re.search(r"[A-Z]", password)

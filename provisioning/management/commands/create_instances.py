@@ -1,9 +1,8 @@
-import secrets
-
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.selectors import account_of
+from provisioning.cloudinit import random_root_pass
 from provisioning.exceptions import ProvisioningError
 from provisioning.services import image_for, instance_create, plan_for, region_for
 
@@ -48,7 +47,7 @@ class Command(BaseCommand):
                     image=image_row,
                     label=f"{label_prefix}-{number}" if label_prefix else None,
                     # Nobody logs in with it: the guest is reached with the account's keys or a reset.
-                    root_pass=secrets.token_urlsafe(24) + "aA1!",
+                    root_pass=random_root_pass(),
                     booted=not offline,
                 )
             except ProvisioningError as exc:
