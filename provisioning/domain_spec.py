@@ -19,7 +19,7 @@ from hypervisor.spec import (
     instance_volume_name,
     mac_for_instance,
 )
-from inventory.models import HostCpu, Image
+from inventory.models import HostCpu, Image, InstanceType
 from provisioning.models import Allocation, Instance
 
 MIB_PER_HUGEPAGE = 1024
@@ -80,14 +80,20 @@ def domain_spec_for(
         uefi=bool(image and image.needs_uefi),
         windows=bool(image and image.os_type == Image.OsType.WINDOWS),
         domain_type=domain_type,
-        disk=DiskSpec(
-            pool=STORAGE_POOL,
-            volume=instance_volume_name(instance.pk),
-            capacity_mib=max(plan.disk_mib, image.size_mib if image else 0),
-            backing_volume=image_volume_name(image.pk) if image else None,
-        ),
+        disk=disk_spec_for(instance=instance, plan=plan),
         network=network
         or NetworkSpec(kind="network", source=DEFAULT_NETWORK, mac=mac_for_instance(instance.pk)),
+    )
+
+
+def disk_spec_for(*, instance: Instance, plan: InstanceType) -> DiskSpec:
+    """The instance's disk: a copy-on-write overlay of its image, as large as the plan says."""
+    image = instance.image
+    return DiskSpec(
+        pool=STORAGE_POOL,
+        volume=instance_volume_name(instance.pk),
+        capacity_mib=max(plan.disk_mib, image.size_mib if image else 0),
+        backing_volume=image_volume_name(image.pk) if image else None,
     )
 
 

@@ -10,7 +10,7 @@ from hypervisor import lifecycle
 from hypervisor.connection import connect
 from hypervisor.spec import DiskSpec
 from inventory.models import GpuDevice, Host
-from provisioning.domain_spec import domain_spec_for
+from provisioning.domain_spec import disk_spec_for, domain_spec_for
 from provisioning.models import Allocation, Instance
 
 
@@ -42,9 +42,8 @@ class HostDriver:
             instance=instance, allocation=allocation, domain_type=lifecycle.preferred_domain_type(self.conn)
         )
 
-    def _disk(self, instance: Instance) -> DiskSpec | None:
-        allocation = instance.allocations.order_by("-id").first()
-        return self._spec(instance, allocation).disk if allocation is not None else None
+    def _disk(self, instance: Instance) -> DiskSpec:
+        return disk_spec_for(instance=instance, plan=instance.instance_type)
 
     def ensure_volume(self, instance: Instance) -> str:
         return lifecycle.ensure_volume(self.conn, self._disk(instance))
