@@ -1,9 +1,12 @@
 """The claim's hot path in plain SQL: a claim must cost a few milliseconds at 10,000 hosts.
 
-Building and compiling ORM querysets cost more CPU than PostgreSQL spends running these statements;
-with 16 clients on two cores that was the limit. Each statement here is one the ORM would write,
-portable between PostgreSQL and SQLite, and covered by the claim tests on both. Everything that is
-not on the path of every claim (release, move, recount, rejection wording) stays in the ORM.
+Building and compiling ORM querysets cost more CPU than PostgreSQL spends running these statements,
+and each statement is a round trip that costs both sides; with 16 clients on two cores that was the
+limit. So a claim is four statements on PostgreSQL: read the candidates, lock a host, read the host's
+rows, write the allocation (one statement of data-modifying CTEs). SQLite, which has no locks and no
+such CTEs, runs the same reads and writes as the plain statements the ORM would write. Both paths are
+covered by the claim tests, on each database. Everything that is not on the path of every claim
+(release, move, recount, rejection wording) stays in the ORM.
 """
 
 import hashlib
@@ -13,6 +16,7 @@ import weakref
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from django.db import connection
 from django.utils import timezone
@@ -39,28 +43,37 @@ _COLUMNS = {
     "index": 'c."index"',
 }
 
-
 _prepared: "weakref.WeakKeyDictionary[object, set[str]]" = weakref.WeakKeyDictionary()
+_ATTEMPT = "gpuadmin_claim_attempt"
 
 
-def _execute(cursor, sql: str, params: Sequence = ()) -> None:
+@lru_cache(maxsize=256)
+def _statement(sql: str) -> tuple[str, str]:
+    """(name, PREPARE text) of `sql`: %s placeholders numbered $1, $2, ..."""
+    numbered = iter(range(1, sql.count("%s") + 1))
+    name = "gpuadmin_claim_" + hashlib.sha1(sql.encode()).hexdigest()[:16]
+    return name, f"PREPARE {name} AS " + re.sub(r"%s", lambda _: f"${next(numbered)}", sql)
+
+
+def _execute(cursor, sql: str, params: Sequence = (), *, prefix: str = "") -> None:
     """Run `sql` (%s placeholders); on PostgreSQL as a statement prepared once per connection.
 
     Planning is most of what these short statements cost PostgreSQL (measured: 3.3 ms unprepared
     against 0.8 ms prepared for a claim's reads). Statements whose lists differ in length are
-    different statements; a claim uses a few dozen shapes, so a connection prepares a few dozen.
+    different statements, so on PostgreSQL lists travel as one array parameter. `prefix` is a
+    statement sent ahead of this one in the same round trip (PostgreSQL only).
     """
     if connection.vendor != "postgresql":
         cursor.execute(sql, params)
         return
+    name, prepare = _statement(sql)
     names = _prepared.setdefault(connection.connection, set())
-    name = "gpuadmin_claim_" + hashlib.sha1(sql.encode()).hexdigest()[:16]
     if name not in names:
-        numbered = iter(range(1, sql.count("%s") + 1))
-        cursor.execute(f"PREPARE {name} AS " + re.sub(r"%s", lambda _: f"${next(numbered)}", sql))
+        cursor.execute(prepare)
         names.add(name)
     cursor.execute(
-        f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}", params
+        prefix + (f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}"),
+        params,
     )
 
 
@@ -68,6 +81,19 @@ def _order_sql(order: Sequence[str]) -> str:
     return ", ".join(
         f"{_COLUMNS[key.lstrip('-')]} {'DESC' if key.startswith('-') else 'ASC'}" for key in order
     )
+
+
+def _array(values: Iterable[int]) -> str:
+    """An integer list as a PostgreSQL array literal. One text parameter costs the server a single
+    array_in; the ARRAY[...] psycopg2 writes for a list is an expression per element to parse."""
+    return "{" + ",".join(str(int(value)) for value in values) + "}"
+
+
+def _among(column: str, ids: Collection[int]) -> tuple[str, list]:
+    """`column` is one of `ids`: one array parameter on PostgreSQL, so one statement for any length."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s::bigint[])", [_array(ids)]
+    return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
 
 
 def _json(value) -> list:
@@ -80,57 +106,69 @@ def _siblings(value: str) -> tuple[int, ...]:
     return tuple(json.loads(value))
 
 
+_NODE_FREE = (
+    'n.host_id, n.id, n."index", n.free_gpus, n.free_cores, n.threads_per_core, '
+    "n.memory_mib - n.reserved_memory_mib - n.used_memory_mib, n.hugepages_1g_total - n.hugepages_1g_used, "
+    "n.gpu_model_id"
+)
+
+
+def _fits_alone(shape: Shape, node: str) -> tuple[str, list]:
+    """The condition, on the counters of NUMA node row `node`, that it can take the whole shape alone."""
+    if shape.gpus:
+        sells = f"{node}.gpu_model_id = %s AND {node}.free_gpus > 0 AND {node}.free_gpus >= %s"
+        params: list = [shape.gpu_model_id, shape.gpus]
+    else:
+        sells, params = f"{node}.gpu_model_id IS NULL AND {node}.free_cores > 0", []
+    condition = (
+        f"{sells} AND {node}.free_cores * {node}.threads_per_core >= %s "
+        f"AND {node}.memory_mib - {node}.reserved_memory_mib - {node}.used_memory_mib >= %s"
+    )
+    return condition, [*params, shape.vcpus, shape.memory_mib]
+
+
 def single_node_candidates(
     *, shape: Shape, region_id: str, order: Sequence[str], exclude: Collection[int], window: int
 ) -> list[HostFree]:
-    """Every node of the first `window` candidate nodes' hosts, in policy order; nodes that can take
-    the whole shape alone, read through the counters and the index numanode_gpu_candidates."""
-    params: list = [region_id, shape.host_kind, Host.State.ENABLED]
-    if shape.gpus:
-        sells = "c.gpu_model_id = %s AND c.free_gpus > 0 AND c.free_gpus >= %s"
-        params += [shape.gpu_model_id, shape.gpus]
-    else:
-        sells = "c.gpu_model_id IS NULL AND c.free_cores > 0"
-    params += [shape.vcpus, shape.memory_mib]
+    """Every node of the hosts of the first `window` candidate nodes, hosts in policy order: nodes
+    that can take the whole shape alone, read through the counters and the index
+    numanode_gpu_candidates."""
+    fits, fits_params = _fits_alone(shape, "c")
+    params: list = [region_id, shape.host_kind, Host.State.ENABLED, *fits_params]
     skip = ""
     if exclude:
-        skip = f"AND c.host_id NOT IN ({', '.join(['%s'] * len(exclude))})"
-        params += list(exclude)
+        among, among_params = _among("c.host_id", exclude)
+        skip = f"AND NOT {among}"
+        params += among_params
     params.append(window)
-    # Two plain statements plan faster than one with a subquery, and planning is most of their cost.
+    order_sql = _order_sql(order)
     with connection.cursor() as cursor:
         _execute(
             cursor,
             f"""
-            SELECT c.host_id FROM {NODE} c JOIN {HOST} ch ON ch.id = c.host_id
-            WHERE ch.region_id = %s AND ch.kind = %s AND ch.state = %s AND {sells}
-              AND c.free_cores * c.threads_per_core >= %s
-              AND c.memory_mib - c.reserved_memory_mib - c.used_memory_mib >= %s
-              {skip}
-            ORDER BY {_order_sql(order)}
-            LIMIT %s
+            WITH candidate AS (
+                SELECT c.host_id, ROW_NUMBER() OVER (ORDER BY {order_sql}) AS position
+                FROM {NODE} c JOIN {HOST} ch ON ch.id = c.host_id
+                WHERE ch.region_id = %s AND ch.kind = %s AND ch.state = %s AND {fits} {skip}
+                ORDER BY {order_sql}
+                LIMIT %s
+            ), candidate_host AS (
+                SELECT host_id, MIN(position) AS position FROM candidate GROUP BY host_id
+            )
+            SELECT {_NODE_FREE}
+            FROM candidate_host JOIN {NODE} n ON n.host_id = candidate_host.host_id
+            ORDER BY candidate_host.position, n."index"
             """,
             params,
         )
-        host_ids = list(dict.fromkeys(row[0] for row in cursor.fetchall()))
-        return nodes_of(cursor, host_ids, kind=shape.host_kind)
+        return _hosts(cursor.fetchall(), kind=shape.host_kind)
 
 
-def nodes_of(cursor, host_ids: Sequence[int], *, kind: str) -> list[HostFree]:
-    """Every node of the given hosts, as HostFree snapshots in the order of `host_ids`."""
-    if not host_ids:
-        return []
-    _execute(
-        cursor,
-        f"""
-        SELECT host_id, '', id, "index", free_gpus, free_cores, threads_per_core,
-               memory_mib - reserved_memory_mib - used_memory_mib, hugepages_1g_total - hugepages_1g_used,
-               gpu_model_id
-        FROM {NODE} WHERE host_id IN ({", ".join(["%s"] * len(host_ids))}) ORDER BY host_id, "index"
-        """,
-        list(host_ids),
+def _hosts(rows: Iterable[tuple], *, kind: str) -> list[HostFree]:
+    return hosts_from_rows(
+        ((host_id, "", *node) for host_id, *node in rows),
+        kind=kind,
     )
-    return hosts_from_rows(cursor.fetchall(), kind=kind)
 
 
 def hosts_from_rows(rows: Iterable[tuple], *, kind: str = GPU_HOST) -> list[HostFree]:
@@ -141,6 +179,61 @@ def hosts_from_rows(rows: Iterable[tuple], *, kind: str = GPU_HOST) -> list[Host
         node = NodeFree(node_id, index, gpus, cores, tpc, memory, hugepages, model)
         hosts.setdefault(host_id, (hostname, []))[1].append(node)
     return [HostFree(host_id, name, tuple(nodes), kind) for host_id, (name, nodes) in hosts.items()]
+
+
+def lock_first_host(
+    *, host_ids: Sequence[int], region_id: str, kind: str, wait: bool, fits_alone: Shape | None = None
+) -> tuple[int, str] | None:
+    """Start an attempt: lock the first host of `host_ids` (in that order) that is still an enabled
+    host of the region and kind, not locked by another transaction unless `wait`, and, with
+    `fits_alone`, still has a node whose counters can take that shape alone. Returns
+    (host_id, hostname) or None.
+
+    One statement tries the whole list: SKIP LOCKED with LIMIT 1 locks rows in order and stops at the
+    first it gets, so a claim passes over hosts other claims hold at no extra cost. The counters are
+    read as of this statement, so a host that a concurrent claim filled since the candidates were read
+    is passed over too, instead of being locked, read and found full. What the host holds is read by
+    the next statement, on purpose: a row locked after a wait is re-read at its newest version, but
+    rows joined to it are not.
+
+    On PostgreSQL the attempt's savepoint is set in the same round trip; abandon_attempt() rolls back
+    to it, which gives the lock up. An attempt that succeeds keeps it to the end of the transaction.
+    """
+    among, params = _among("h.id", host_ids)
+    params += [region_id, kind, Host.State.ENABLED]
+    still_fits = ""
+    if fits_alone is not None:
+        fits, fits_params = _fits_alone(fits_alone, "c")
+        still_fits = f"AND EXISTS (SELECT 1 FROM {NODE} c WHERE c.host_id = h.id AND {fits})"
+        params += fits_params
+    savepoint = ""
+    if connection.vendor == "postgresql":
+        order = "array_position(%s::bigint[], h.id)"
+        params.append(_array(host_ids))
+        lock = " FOR UPDATE OF h" if wait else " FOR UPDATE OF h SKIP LOCKED"
+        savepoint = f"SAVEPOINT {_ATTEMPT}; "
+    else:  # No row locks: SQLite serialises writers on the whole database.
+        # Positions are literals: as parameters they would be typed text.
+        order = "CASE h.id " + " ".join(f"WHEN %s THEN {n}" for n in range(len(host_ids))) + " END"
+        params += list(host_ids)
+        lock = ""
+    with connection.cursor() as cursor:
+        _execute(
+            cursor,
+            f"SELECT h.id, h.hostname FROM {HOST} h WHERE {among} AND h.region_id = %s AND h.kind = %s "
+            f"AND h.state = %s {still_fits} ORDER BY {order} LIMIT 1{lock}",
+            params,
+            prefix=savepoint,
+        )
+        row = cursor.fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def abandon_attempt() -> None:
+    """Give up the host the attempt locked (PostgreSQL). An abandoned attempt has written nothing."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ROLLBACK TO SAVEPOINT {_ATTEMPT}")
 
 
 @dataclass
@@ -158,98 +251,97 @@ class LockedNode:
     threads_per_core: int
 
 
-def lock_first_host(
-    *, host_ids: Sequence[int], region_id: str, kind: str, wait: bool
-) -> tuple[int, str, list[LockedNode]] | None:
-    """Lock the first host of `host_ids` (in that order) that is still an enabled host of the region
-    and kind and, unless `wait`, not locked by another transaction; then read its nodes.
+@dataclass
+class HostRows:
+    """What a locked host holds, read in one snapshot.
 
-    One statement tries the whole list: SKIP LOCKED with LIMIT 1 locks rows in order and stops at the
-    first it gets, so a claim passes over hosts other claims hold at no extra cost. Returns
-    (host_id, hostname, nodes) or None. The nodes are read by a second statement on purpose: a row
-    locked after a wait is re-read at its newest version, but rows joined to it are not.
+    gpus: (id, numa_node_id, model_id, state, iommu_group, foreign_functions, pci_address).
+    cpus: (id, numa_node_id, cpu_id, siblings, reserved).
+    busy_gpus, busy_cpus: ids of the GPUs and CPUs in an active allocation.
     """
-    features = connection.features
-    lock = ""
-    if features.has_select_for_update:
-        lock = " FOR UPDATE"
-        if not wait and features.has_select_for_update_skip_locked:
-            lock += " SKIP LOCKED"
-    ids = ", ".join(["%s"] * len(host_ids))
-    # Positions are literals: as parameters of a prepared statement they would be typed text.
-    rank = " ".join(f"WHEN %s THEN {position}" for position in range(len(host_ids)))
-    params = [*host_ids, region_id, kind, Host.State.ENABLED, *host_ids]
+
+    nodes: list[LockedNode]
+    gpus: list[tuple]
+    cpus: list[tuple]
+    busy_gpus: set[int]
+    busy_cpus: set[int]
+
+
+_LOCKED_NODE = (
+    'id, "index", memory_mib - reserved_memory_mib - used_memory_mib, '
+    "hugepages_1g_total - hugepages_1g_used, gpu_model_id, free_gpus, free_cores, allocated_gpus, "
+    "threads_per_core"
+)
+_GPU_ROW = "id, numa_node_id, model_id, state, iommu_group, foreign_functions, pci_address"
+_CPU_ROW = "id, numa_node_id, cpu_id, siblings, reserved"
+# The busy ids are found through the host's active allocations (index allocation_active_by_host), a
+# path whose cost does not grow with the fleet. The rows of an active allocation are all active (they
+# are released with it), and saying so again invites the planner to intersect with the partial unique
+# indexes, which hold every active row of the fleet.
+_BUSY_GPUS = (
+    f"SELECT ag.gpu_id FROM {ALLOCATED_GPU} ag JOIN {ALLOCATION} a ON a.id = ag.allocation_id "
+    "WHERE a.host_id = %s AND a.released_at IS NULL"
+)
+_BUSY_CPUS = (
+    f"SELECT ac.cpu_id FROM {ALLOCATED_CPU} ac JOIN {ALLOCATION} a ON a.id = ac.allocation_id "
+    "WHERE a.host_id = %s AND a.released_at IS NULL"
+)
+
+
+def host_rows(*, host_id: int) -> HostRows:
+    """Everything a claim needs of one host: its nodes, GPUs, CPUs and which of them are taken."""
     with connection.cursor() as cursor:
-        _execute(
-            cursor,
-            f"SELECT id, hostname FROM {HOST} WHERE id IN ({ids}) AND region_id = %s AND kind = %s "
-            f"AND state = %s ORDER BY CASE id {rank} END LIMIT 1{lock}",
-            params,
-        )
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        _execute(
-            cursor,
-            f"""
-            SELECT id, "index", memory_mib - reserved_memory_mib - used_memory_mib,
-                   hugepages_1g_total - hugepages_1g_used, gpu_model_id, free_gpus, free_cores,
-                   allocated_gpus, threads_per_core
-            FROM {NODE} WHERE host_id = %s ORDER BY "index"
-            """,
-            [row[0]],
-        )
-        return row[0], row[1], [LockedNode(*node) for node in cursor.fetchall()]
-
-
-def host_devices(*, host_id: int) -> tuple[list[tuple], list[tuple], set[int], set[int]]:
-    """(GPU rows, CPU rows, ids of GPUs and of CPUs in an active allocation) of one host.
-
-    GPU rows: (id, numa_node_id, model_id, state, iommu_group, foreign_functions, pci_address).
-    CPU rows: (id, numa_node_id, cpu_id, siblings, reserved).
-    The busy ids are found through the host's active allocations (index allocation_active_by_host), a
-    path whose cost does not grow with the fleet. The rows of an active allocation are all active (they
-    are released with it), and saying so again invites the planner to intersect with the partial
-    unique indexes, which hold every active row of the fleet.
-    """
-    with connection.cursor() as cursor:
-        _execute(
-            cursor,
-            f"SELECT id, numa_node_id, model_id, state, iommu_group, foreign_functions, pci_address "
-            f"FROM {GPU} WHERE host_id = %s",
-            [host_id],
-        )
-        gpus = [(*row[:5], _json(row[5]), row[6]) for row in cursor.fetchall()]
-        _execute(
-            cursor,
-            f"SELECT id, numa_node_id, cpu_id, siblings, reserved FROM {CPU} WHERE host_id = %s",
-            [host_id],
-        )
-        cpus = [
+        if connection.vendor == "postgresql":
+            # One statement, so one snapshot and one round trip; each list comes back as JSON.
+            _execute(
+                cursor,
+                f"""
+                SELECT
+                  (SELECT json_agg(json_build_array({_LOCKED_NODE}) ORDER BY "index")
+                     FROM {NODE} WHERE host_id = %s),
+                  (SELECT json_agg(json_build_array({_GPU_ROW})) FROM {GPU} WHERE host_id = %s),
+                  (SELECT json_agg(json_build_array({_CPU_ROW})) FROM {CPU} WHERE host_id = %s),
+                  (SELECT json_agg(busy.gpu_id) FROM ({_BUSY_GPUS}) busy),
+                  (SELECT json_agg(busy.cpu_id) FROM ({_BUSY_CPUS}) busy)
+                """,
+                [host_id] * 5,
+            )
+            nodes, gpus, cpus, busy_gpus, busy_cpus = (value or [] for value in cursor.fetchone())
+        else:
+            _execute(
+                cursor, f'SELECT {_LOCKED_NODE} FROM {NODE} WHERE host_id = %s ORDER BY "index"', [host_id]
+            )
+            nodes = cursor.fetchall()
+            _execute(cursor, f"SELECT {_GPU_ROW} FROM {GPU} WHERE host_id = %s", [host_id])
+            gpus = [(*row[:5], _json(row[5]), row[6]) for row in cursor.fetchall()]
+            _execute(cursor, f"SELECT {_CPU_ROW} FROM {CPU} WHERE host_id = %s", [host_id])
+            cpus = cursor.fetchall()
+            _execute(cursor, _BUSY_GPUS, [host_id])
+            busy_gpus = [row[0] for row in cursor.fetchall()]
+            _execute(cursor, _BUSY_CPUS, [host_id])
+            busy_cpus = [row[0] for row in cursor.fetchall()]
+    return HostRows(
+        nodes=[LockedNode(*node) for node in nodes],
+        gpus=[tuple(gpu) for gpu in gpus],
+        cpus=[
             (row[0], row[1], row[2], _siblings(row[3]) if isinstance(row[3], str) else tuple(row[3]), row[4])
-            for row in cursor.fetchall()
-        ]
-        _execute(
-            cursor,
-            f"""
-            SELECT 0, ag.gpu_id FROM {ALLOCATED_GPU} ag JOIN {ALLOCATION} a ON a.id = ag.allocation_id
-            WHERE a.host_id = %s AND a.released_at IS NULL
-            UNION ALL
-            SELECT 1, ac.cpu_id FROM {ALLOCATED_CPU} ac JOIN {ALLOCATION} a ON a.id = ac.allocation_id
-            WHERE a.host_id = %s AND a.released_at IS NULL
-            """,
-            [host_id, host_id],
-        )
-        busy: tuple[set[int], set[int]] = (set(), set())
-        for kind, row_id in cursor.fetchall():
-            busy[kind].add(row_id)
-    return gpus, cpus, busy[0], busy[1]
+            for row in cpus
+        ],
+        busy_gpus=set(busy_gpus),
+        busy_cpus=set(busy_cpus),
+    )
 
 
-def _values(rows: Sequence[tuple]) -> tuple[str, list]:
-    width = len(rows[0])
-    marks = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * len(rows))
-    return marks, [value for row in rows for value in row]
+class NodeCounters(NamedTuple):
+    """A node's counters after a claim; memory and 1G pages are what the claim takes there."""
+
+    node_id: int
+    free_gpus: int
+    allocated_gpus: int
+    free_cores: int
+    threads_per_core: int
+    memory_mib: int
+    hugepages_1g: int
 
 
 def write_allocation(
@@ -260,18 +352,104 @@ def write_allocation(
     gpu_ids: Sequence[int],
     cpus: Sequence[tuple[int, int]],
     memory: Sequence[tuple[int, int, int]],
-    counters: Sequence[tuple[int, dict]],
+    counters: Sequence[NodeCounters],
 ) -> Allocation:
     """Insert the allocation and its rows, set the node counters, bump the host generation and point
-    the instance at the host. `cpus` are (HostCpu id, vCPU); `memory` (node id, MiB, 1G pages);
-    `counters` (node id, {column: value or (column, delta)})."""
+    the instance at the host. `cpus` are (HostCpu id, vCPU); `memory` (node id, MiB, 1G pages)."""
     now = timezone.now()
+    write = _write_postgresql if connection.vendor == "postgresql" else _write_statements
+    allocation_id = write(
+        instance_id=instance.pk,
+        host_id=host_id,
+        plan_id=plan_id,
+        now=now,
+        gpu_ids=gpu_ids,
+        cpus=cpus,
+        memory=memory,
+        counters=counters,
+    )
+    instance.host_id, instance.updated = host_id, now
+    allocation = Allocation(
+        pk=allocation_id, instance=instance, host_id=host_id, instance_type_id=plan_id, created_at=now
+    )
+    allocation._state.adding, allocation._state.db = False, connection.alias
+    return allocation
+
+
+def _columns(rows: Sequence[tuple], width: int) -> list[list]:
+    return [[row[i] for row in rows] for i in range(width)]
+
+
+def _write_postgresql(*, instance_id, host_id, plan_id, now, gpu_ids, cpus, memory, counters) -> int:
+    """Every write of a claim as one statement: the lists travel as arrays, so one prepared statement
+    serves every plan size."""
+    cpu_ids, vcpus = _columns(cpus, 2)
+    memory_nodes, memory_mib, hugepages = _columns(memory, 3)
+    node_ids, free_gpus, allocated_gpus, free_cores, threads, used_mib, used_pages = _columns(counters, 7)
+    with connection.cursor() as cursor:
+        _execute(
+            cursor,
+            f"""
+            WITH allocation AS (
+                INSERT INTO {ALLOCATION} (instance_id, host_id, instance_type_id, created_at, released_at)
+                VALUES (%s, %s, %s, %s, NULL) RETURNING id
+            ), gpus AS (
+                INSERT INTO {ALLOCATED_GPU} (allocation_id, gpu_id)
+                SELECT allocation.id, gpu.id FROM allocation, UNNEST(%s::bigint[]) AS gpu(id)
+            ), cpus AS (
+                INSERT INTO {ALLOCATED_CPU} (allocation_id, cpu_id, vcpu)
+                SELECT allocation.id, cpu.id, cpu.vcpu
+                FROM allocation, UNNEST(%s::bigint[], %s::integer[]) AS cpu(id, vcpu)
+            ), memory AS (
+                INSERT INTO {ALLOCATED_MEMORY} (allocation_id, numa_node_id, memory_mib, hugepages_1g)
+                SELECT allocation.id, share.node_id, share.mib, share.pages
+                FROM allocation,
+                     UNNEST(%s::bigint[], %s::bigint[], %s::integer[]) AS share(node_id, mib, pages)
+            ), nodes AS (
+                UPDATE {NODE} n SET free_gpus = new.free_gpus, allocated_gpus = new.allocated_gpus,
+                    free_cores = new.free_cores, threads_per_core = new.threads,
+                    used_memory_mib = n.used_memory_mib + new.mib,
+                    hugepages_1g_used = n.hugepages_1g_used + new.pages
+                FROM UNNEST(%s::bigint[], %s::integer[], %s::integer[], %s::integer[], %s::integer[],
+                            %s::bigint[], %s::integer[])
+                    AS new(id, free_gpus, allocated_gpus, free_cores, threads, mib, pages)
+                WHERE n.id = new.id
+            ), host AS (
+                UPDATE {HOST} SET generation = generation + 1 WHERE id = %s
+            ), instance AS (
+                UPDATE {INSTANCE} SET host_id = %s, updated = %s WHERE id = %s
+            )
+            SELECT id FROM allocation
+            """,
+            [
+                *(instance_id, host_id, plan_id, now),
+                _array(gpu_ids),
+                *map(_array, (cpu_ids, vcpus)),
+                *map(_array, (memory_nodes, memory_mib, hugepages)),
+                *map(
+                    _array, (node_ids, free_gpus, allocated_gpus, free_cores, threads, used_mib, used_pages)
+                ),
+                host_id,
+                *(host_id, now, instance_id),
+            ],
+        )
+        return cursor.fetchone()[0]
+
+
+def _values(rows: Sequence[tuple]) -> tuple[str, list]:
+    width = len(rows[0])
+    marks = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * len(rows))
+    return marks, [value for row in rows for value in row]
+
+
+def _write_statements(*, instance_id, host_id, plan_id, now, gpu_ids, cpus, memory, counters) -> int:
+    """The same writes as plain statements, for databases without data-modifying CTEs."""
     with connection.cursor() as cursor:
         _execute(
             cursor,
             f"INSERT INTO {ALLOCATION} (instance_id, host_id, instance_type_id, created_at, released_at) "
             f"VALUES (%s, %s, %s, %s, NULL) RETURNING id",
-            [instance.pk, host_id, plan_id, now],
+            [instance_id, host_id, plan_id, now],
         )
         allocation_id = cursor.fetchone()[0]
         if gpu_ids:
@@ -282,25 +460,18 @@ def write_allocation(
         marks, params = _values([(allocation_id, *row) for row in memory])
         columns = "allocation_id, numa_node_id, memory_mib, hugepages_1g"
         _execute(cursor, f"INSERT INTO {ALLOCATED_MEMORY} ({columns}) VALUES {marks}", params)
-        for node_id, values in counters:
-            assignments, params = [], []
-            for column, value in values.items():
-                if isinstance(value, tuple):  # (column, delta): relative to the row, as F() would be
-                    assignments.append(f"{column} = {value[0]} + %s")
-                    params.append(value[1])
-                else:
-                    assignments.append(f"{column} = %s")
-                    params.append(value)
-            _execute(cursor, f"UPDATE {NODE} SET {', '.join(assignments)} WHERE id = %s", [*params, node_id])
+        for node in counters:
+            _execute(
+                cursor,
+                f"UPDATE {NODE} SET free_gpus = %s, allocated_gpus = %s, free_cores = %s, "
+                "threads_per_core = %s, used_memory_mib = used_memory_mib + %s, "
+                "hugepages_1g_used = hugepages_1g_used + %s WHERE id = %s",
+                [*node[1:], node.node_id],
+            )
         _execute(cursor, f"UPDATE {HOST} SET generation = generation + 1 WHERE id = %s", [host_id])
         _execute(
             cursor,
             f"UPDATE {INSTANCE} SET host_id = %s, updated = %s WHERE id = %s",
-            [host_id, now, instance.pk],
+            [host_id, now, instance_id],
         )
-    instance.host_id, instance.updated = host_id, now
-    allocation = Allocation(
-        pk=allocation_id, instance=instance, host_id=host_id, instance_type_id=plan_id, created_at=now
-    )
-    allocation._state.adding, allocation._state.db = False, connection.alias
-    return allocation
+    return allocation_id

@@ -139,10 +139,6 @@ _NO_FIT = "no fit"
 _DRIFTED = "no fit, counters wrong"
 
 
-class _Rollback(Exception):
-    """Leaves an attempt's savepoint, which also gives up the host lock it took."""
-
-
 def _claim(
     *,
     instance: Instance,
@@ -158,16 +154,20 @@ def _claim(
     drifted: set[int] = set()
     attempt = dict(instance=instance, plan=plan, region=region, shape=shape, policy=policy)
     while True:
-        candidates = _ranked_candidates(
+        candidates, alone = _ranked_candidates(
             shape=shape, region=region, policy=policy, exclude=tried | set(locked_out)
         )
         waiting = [host.host_id for host, _split in candidates]
         while waiting:
-            outcome, host_id = _try_host(host_ids=waiting, wait=False, **attempt)
+            outcome, host_id = _try_host(
+                host_ids=waiting, wait=False, fits_alone=shape if alone else None, **attempt
+            )
             if isinstance(outcome, Allocation):
                 _repair(drifted)
                 return outcome
-            if host_id is None:  # every host left in the window is locked by another claim
+            if host_id is None:
+                # Every host left in the window is locked by another claim or, read again, no longer
+                # has a node that fits alone: each gets a full attempt once no other candidate is left.
                 locked_out += waiting
                 break
             position = waiting.index(host_id)
@@ -202,8 +202,9 @@ def _eligible_nodes(*, shape: Shape, region: Region):
 
 def _ranked_candidates(
     *, shape: Shape, region: Region, policy: Policy, exclude: Collection[int]
-) -> list[tuple[HostFree, Split]]:
-    """The hosts of one window read through the counters, best first under `policy`."""
+) -> tuple[list[tuple[HostFree, Split]], bool]:
+    """The hosts of one window read through the counters, best first under `policy`, and whether
+    they were chosen for having a node that fits the shape alone."""
     order = _SINGLE_NODE_ORDER.get(policy, ("host_id", "index"))
     if not shape.gpus:
         order = tuple(o for o in order if "free_gpus" not in o)
@@ -223,8 +224,8 @@ def _ranked_candidates(
             .order_by(*_MULTI_NODE_ORDER.get(policy, ("host_id",)))
             .values("host_id")[:CANDIDATE_WINDOW]
         )
-        hosts = _snapshot(host_ids=window, kind=shape.host_kind)
-    return ranked(shape, hosts, policy)
+        return ranked(shape, _snapshot(host_ids=window, kind=shape.host_kind), policy), False
+    return ranked(shape, hosts, policy), True
 
 
 def _snapshot(*, host_ids, kind: str) -> list[HostFree]:
@@ -299,40 +300,38 @@ def _try_host(
     shape: Shape,
     policy: Policy,
     wait: bool,
+    fits_alone: Shape | None = None,
     prefer_gpus: Collection[int] = (),
 ) -> tuple[Allocation | str, int | None]:
-    """One attempt inside a savepoint on the first host of `host_ids` this claim can lock: the outcome
-    (an Allocation, _NO_FIT or _DRIFTED) and that host, or (_LOCKED, None) when it locked none."""
-    host_id = None
-    try:
-        with transaction.atomic():
-            locked = rows.lock_first_host(
-                host_ids=host_ids, region_id=region.pk, kind=shape.host_kind, wait=wait
-            )
-            if locked is None:
-                return _LOCKED, None
-            host_id, hostname, nodes = locked
-            live = _live_nodes(host_id, nodes)
-            free = HostFree(host_id, hostname, tuple(n.free() for n in live.values()), shape.host_kind)
-            splits = host_splits(free, shape)
-            if not splits:
-                raise _Rollback(any(n.drifted for n in live.values()))
-            preferred = set(prefer_gpus)
+    """One attempt on the first host of `host_ids` this claim can lock: the outcome (an Allocation,
+    _NO_FIT or _DRIFTED) and that host, or (_LOCKED, None) when it locked none. A host that does not
+    fit is unlocked again before this returns."""
+    locked = rows.lock_first_host(
+        host_ids=host_ids, region_id=region.pk, kind=shape.host_kind, wait=wait, fits_alone=fits_alone
+    )
+    if locked is None:
+        return _LOCKED, None
+    host_id, hostname = locked
+    live = _live_nodes(host_id, rows.host_rows(host_id=host_id))
+    free = HostFree(host_id, hostname, tuple(n.free() for n in live.values()), shape.host_kind)
+    splits = host_splits(free, shape)
+    if not splits:
+        rows.abandon_attempt()
+        return (_DRIFTED if any(n.drifted for n in live.values()) else _NO_FIT), host_id
+    preferred = set(prefer_gpus)
 
-            def key(split: Split) -> tuple:
-                keep = sum(
-                    min(share.gpus, sum(1 for _, gid in live[share.node_id].gpus if gid in preferred))
-                    for share in split.shares
-                )
-                return (split.node_count, -keep, policy(free, split))
+    def key(split: Split) -> tuple:
+        keep = sum(
+            min(share.gpus, sum(1 for _, gid in live[share.node_id].gpus if gid in preferred))
+            for share in split.shares
+        )
+        return (split.node_count, -keep, policy(free, split))
 
-            split = min(splits, key=key)
-            allocation = _write(
-                host_id=host_id, instance=instance, plan=plan, split=split, live=live, prefer=preferred
-            )
-            return allocation, host_id
-    except _Rollback as refused:
-        return (_DRIFTED if refused.args[0] else _NO_FIT), host_id
+    split = min(splits, key=key)
+    allocation = _write(
+        host_id=host_id, instance=instance, plan=plan, split=split, live=live, prefer=preferred
+    )
+    return allocation, host_id
 
 
 def _repair(host_ids: Collection[int]) -> None:
@@ -345,8 +344,8 @@ def _repair(host_ids: Collection[int]) -> None:
         numa_counters_recount(host=host, skip_locked=True)
 
 
-def _live_nodes(host_id: int, nodes: list[rows.LockedNode]) -> dict[int, _LiveNode]:
-    gpus, cpus, busy_gpus, busy_cpus = rows.host_devices(host_id=host_id)
+def _live_nodes(host_id: int, held: rows.HostRows) -> dict[int, _LiveNode]:
+    nodes, gpus, cpus, busy_gpus, busy_cpus = held.nodes, held.gpus, held.cpus, held.busy_gpus, held.busy_cpus
     model_of = {node.node_id: node.gpu_model_id for node in nodes}
     shared = shared_iommu_groups((host_id, g[4]) for g in gpus)
     free_gpus: dict[int, list[tuple[str, int]]] = {node.node_id: [] for node in nodes}
@@ -412,17 +411,21 @@ def _write(
         share = shares.get(node_id)
         if share is None and not node.drifted:
             continue
-        gpus, cores = (share.gpus, share.cores) if share else (0, 0)
-        values: dict = {
-            "free_gpus": len(node.gpus) - gpus,
-            "allocated_gpus": node.allocated_gpus + gpus,
-            "free_cores": len(node.cores) - cores,
-            "threads_per_core": node.threads_per_core,
-        }
-        if share:
-            values["used_memory_mib"] = ("used_memory_mib", share.memory_mib)
-            values["hugepages_1g_used"] = ("hugepages_1g_used", share.hugepages_1g)
-        counters.append((node_id, values))
+        # A node the claim takes nothing from is written only to bring drifted counters back.
+        gpus, cores, mib, pages = (
+            (share.gpus, share.cores, share.memory_mib, share.hugepages_1g) if share else (0,) * 4
+        )
+        counters.append(
+            rows.NodeCounters(
+                node_id=node_id,
+                free_gpus=len(node.gpus) - gpus,
+                allocated_gpus=node.allocated_gpus + gpus,
+                free_cores=len(node.cores) - cores,
+                threads_per_core=node.threads_per_core,
+                memory_mib=mib,
+                hugepages_1g=pages,
+            )
+        )
     return rows.write_allocation(
         instance=instance,
         host_id=host_id,
