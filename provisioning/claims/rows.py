@@ -48,7 +48,7 @@ _prepared: "weakref.WeakKeyDictionary[object, dict[str, int]]" = weakref.WeakKey
 _ATTEMPT = "gpuadmin_claim_attempt"
 # A statement is planned again after this many executions on one connection, so that its plan keeps
 # up with tables that grew faster than autovacuum analyses them.
-REPLAN_AFTER = 500
+REPLAN_AFTER = 100
 
 
 @lru_cache(maxsize=256)
@@ -284,25 +284,29 @@ _LOCKED_NODE = (
 )
 _GPU_ROW = "id, numa_node_id, model_id, state, iommu_group, foreign_functions, pci_address"
 _CPU_ROW = "id, numa_node_id, cpu_id, siblings, reserved"
-# The busy ids are found through the host's active allocations (index allocation_active_by_host), a
-# path whose cost does not grow with the fleet. The rows of an active allocation are all active (they
-# are released with it), and saying so again invites the planner to intersect with the partial unique
-# indexes, which hold every active row of the fleet.
-_BUSY_GPUS = (
-    f"SELECT ag.gpu_id FROM {ALLOCATED_GPU} ag JOIN {ALLOCATION} a ON a.id = ag.allocation_id "
-    "WHERE a.host_id = %s AND a.released_at IS NULL"
-)
-_BUSY_CPUS = (
-    f"SELECT ac.cpu_id FROM {ALLOCATED_CPU} ac JOIN {ALLOCATION} a ON a.id = ac.allocation_id "
-    "WHERE a.host_id = %s AND a.released_at IS NULL"
-)
+
+
+def _busy(table: str, column: str, *, postgresql: bool) -> str:
+    """Ids in `column` of the `table` rows of the host's active allocations (param: host id).
+
+    The allocations are found through index allocation_active_by_host, then their rows by allocation:
+    a path whose cost does not grow with the fleet. On PostgreSQL the allocation ids are computed
+    first, once (ARRAY of a subquery), so that even a plan made when the tables were small and kept
+    (see _execute) costs at most one scan of the table, never a scan per row of another. The rows of
+    an active allocation are all active (they are released with it), and saying so again invites the
+    planner to intersect with the partial unique indexes, which hold every active row of the fleet.
+    """
+    active = f"SELECT id FROM {ALLOCATION} WHERE host_id = %s AND released_at IS NULL"
+    if postgresql:
+        return f"SELECT {column} FROM {table} WHERE allocation_id = ANY(ARRAY({active}))"
+    return f"SELECT {column} FROM {table} WHERE allocation_id IN ({active})"
 
 
 def host_rows(*, host_id: int) -> HostRows:
     """Everything a claim needs of one host: its nodes, GPUs, CPUs and which of them are taken."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # One statement, so one snapshot and one round trip; each list comes back as JSON.
+            # One statement, so one snapshot and one round trip; rows come back as JSON, ids as arrays.
             _execute(
                 cursor,
                 f"""
@@ -311,8 +315,8 @@ def host_rows(*, host_id: int) -> HostRows:
                      FROM {NODE} WHERE host_id = %s),
                   (SELECT json_agg(json_build_array({_GPU_ROW})) FROM {GPU} WHERE host_id = %s),
                   (SELECT json_agg(json_build_array({_CPU_ROW})) FROM {CPU} WHERE host_id = %s),
-                  (SELECT json_agg(busy.gpu_id) FROM ({_BUSY_GPUS}) busy),
-                  (SELECT json_agg(busy.cpu_id) FROM ({_BUSY_CPUS}) busy)
+                  ARRAY({_busy(ALLOCATED_GPU, "gpu_id", postgresql=True)}),
+                  ARRAY({_busy(ALLOCATED_CPU, "cpu_id", postgresql=True)})
                 """,
                 [host_id] * 5,
             )
@@ -326,9 +330,9 @@ def host_rows(*, host_id: int) -> HostRows:
             gpus = [(*row[:5], _json(row[5]), row[6]) for row in cursor.fetchall()]
             _execute(cursor, f"SELECT {_CPU_ROW} FROM {CPU} WHERE host_id = %s", [host_id])
             cpus = cursor.fetchall()
-            _execute(cursor, _BUSY_GPUS, [host_id])
+            _execute(cursor, _busy(ALLOCATED_GPU, "gpu_id", postgresql=False), [host_id])
             busy_gpus = [row[0] for row in cursor.fetchall()]
-            _execute(cursor, _BUSY_CPUS, [host_id])
+            _execute(cursor, _busy(ALLOCATED_CPU, "cpu_id", postgresql=False), [host_id])
             busy_cpus = [row[0] for row in cursor.fetchall()]
     return HostRows(
         nodes=[LockedNode(*node) for node in nodes],
