@@ -3,7 +3,9 @@ one service that changes a GPU's state (which moves the counters).
 
 Claims and releases (provisioning.claims) adjust the counters incrementally under the host lock. Any
 other writer of GPU state, CPU reservation or NUMA topology calls `numa_counters_recount` for the
-host afterwards, inside the same transaction. A claim that finds a counter higher than the rows say
+host afterwards, inside the same transaction. Every one of them bumps `Host.generation`: a claim
+reads a host's rows in the statement that locks it and trusts that read only when the generation it
+locked is the one it read (provisioning.claims.rows). A claim that finds a counter higher than the rows say
 repairs it on the spot, so drift costs at most a wasted candidate, never a double allocation: the
 rows and their unique constraints decide, the counters only find candidates fast.
 
@@ -15,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Sum
+from django.db.models import Exists, F, OuterRef, Sum
 
 from inventory.models import GpuDevice, Host, HostCpu, NumaNode
 
@@ -102,7 +104,8 @@ def cores_of(cpus: Iterable[tuple[int, list[int], bool, bool]]) -> tuple[int, in
 
 
 def numa_counters_recount(*, host: Host, skip_locked: bool = False) -> list[str]:
-    """Rebuild the counters of every NUMA node of `host` from its rows; returns what changed.
+    """Rebuild the counters of every NUMA node of `host` from its rows; returns what changed, and
+    bumps the host's generation when anything did.
 
     Call it inside the transaction that changed the host's GPUs, CPUs or nodes. With `skip_locked`,
     a host locked by another transaction is left alone.
@@ -172,6 +175,8 @@ def numa_counters_recount(*, host: Host, skip_locked: bool = False) -> list[str]
                 NumaNode.objects.filter(pk=node.pk).update(
                     **{("gpu_model_id" if f == "gpu_model" else f): v for f, v in differs.items()}
                 )
+        if changes:
+            Host.objects.filter(pk=host.pk).update(generation=F("generation") + 1)
     return changes
 
 
@@ -184,8 +189,11 @@ def gpu_set_state(*, gpu: GpuDevice, state: str, reason: str = "") -> GpuDevice:
     with transaction.atomic():
         Host.objects.select_for_update().filter(pk=gpu.host_id).first()
         gpu = GpuDevice.objects.select_related("host").get(pk=gpu.pk)
+        changed = gpu.state != state
         gpu.state, gpu.state_reason = state, reason
         gpu.full_clean(exclude=["host", "numa_node", "model"])
         gpu.save(update_fields=["state", "state_reason"])
+        if changed:  # whether or not the counters move: a claim reads the card's state itself
+            Host.objects.filter(pk=gpu.host_id).update(generation=F("generation") + 1)
         numa_counters_recount(host=gpu.host)
     return gpu

@@ -84,7 +84,8 @@ class Host(models.Model):
         help_text="Hardware profile the host was built from (synthetic and test hosts).",
     )
     generation = models.PositiveBigIntegerField(
-        default=0, help_text="Bumped by every claim and release on this host; placement snapshots compare it."
+        default=0,
+        help_text="Bumped by every change a claim reads: claims, releases, card states, counters, topology.",
     )
     last_synced_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)

@@ -193,21 +193,23 @@ def hosts_from_rows(rows: Iterable[tuple], *, kind: str = GPU_HOST) -> list[Host
 
 def lock_first_host(
     *, host_ids: Sequence[int], region_id: str, kind: str, wait: bool, fits_alone: Shape | None = None
-) -> tuple[int, str] | None:
+) -> "tuple[int, str, HostRows | None] | None":
     """Start an attempt: lock the first host of `host_ids` (in that order) that is still an enabled
     host of the region and kind, not locked by another transaction unless `wait`, and, with
     `fits_alone`, still has a node whose counters can take that shape alone. Returns
-    (host_id, hostname) or None.
+    (host_id, hostname, what the host holds or None) or None.
 
     One statement tries the whole list: SKIP LOCKED with LIMIT 1 locks rows in order and stops at the
     first it gets, so a claim passes over hosts other claims hold at no extra cost. The counters are
     read as of this statement, so a host that a concurrent claim filled since the candidates were read
-    is passed over too, instead of being locked, read and found full. What the host holds is read by
-    the next statement, on purpose: a row locked after a wait is re-read at its newest version, but
-    rows joined to it are not.
+    is passed over too, instead of being locked, read and found full.
 
-    On PostgreSQL the attempt's savepoint is set in the same round trip; abandon_attempt() rolls back
-    to it, which gives the lock up. An attempt that succeeds keeps it to the end of the transaction.
+    On PostgreSQL the same statement reads what the host holds (host_rows), and sets the attempt's
+    savepoint first; abandon_attempt() rolls back to it, which gives the lock up. That read sees the
+    statement's snapshot, which can be older than the lock: a row locked after a wait, or after a
+    change committed since the statement began, is the newest version, but the rows read beside it
+    are not. Every change a claim reads bumps Host.generation, so the read is returned only when the
+    generation locked is the generation read; otherwise None, and the caller reads again (host_rows).
     """
     among, params = _among("h.id", host_ids)
     params += [region_id, kind, Host.State.ENABLED]
@@ -216,27 +218,39 @@ def lock_first_host(
         fits, fits_params = _fits_alone(fits_alone, "c")
         still_fits = f"AND EXISTS (SELECT 1 FROM {NODE} c WHERE c.host_id = h.id AND {fits})"
         params += fits_params
-    savepoint = ""
-    if connection.vendor == "postgresql":
-        order = "array_position(%s::bigint[], h.id)"
-        params.append(_array(host_ids))
-        lock = " FOR UPDATE OF h" if wait else " FOR UPDATE OF h SKIP LOCKED"
-        savepoint = f"SAVEPOINT {_ATTEMPT}; "
-    else:  # No row locks: SQLite serialises writers on the whole database.
-        # Positions are literals: as parameters they would be typed text.
-        order = "CASE h.id " + " ".join(f"WHEN %s THEN {n}" for n in range(len(host_ids))) + " END"
-        params += list(host_ids)
-        lock = ""
+    candidates = f"{among} AND h.region_id = %s AND h.kind = %s AND h.state = %s {still_fits}"
     with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":  # No row locks: SQLite serialises writers on the database.
+            # Positions are literals: as parameters they would be typed text.
+            order = "CASE h.id " + " ".join(f"WHEN %s THEN {n}" for n in range(len(host_ids))) + " END"
+            _execute(
+                cursor,
+                f"SELECT h.id, h.hostname FROM {HOST} h WHERE {candidates} ORDER BY {order} LIMIT 1",
+                [*params, *host_ids],
+            )
+            row = cursor.fetchone()
+            return None if row is None else (row[0], row[1], None)
+        lock = "FOR UPDATE OF h" if wait else "FOR UPDATE OF h SKIP LOCKED"
         _execute(
             cursor,
-            f"SELECT h.id, h.hostname FROM {HOST} h WHERE {among} AND h.region_id = %s AND h.kind = %s "
-            f"AND h.state = %s {still_fits} ORDER BY {order} LIMIT 1{lock}",
-            params,
-            prefix=savepoint,
+            f"""
+            WITH locked AS MATERIALIZED (
+                SELECT h.id, h.hostname, h.generation FROM {HOST} h WHERE {candidates}
+                ORDER BY array_position(%s::bigint[], h.id) LIMIT 1 {lock}
+            )
+            SELECT locked.id, locked.hostname,
+                   locked.generation = (SELECT generation FROM {HOST} WHERE id = locked.id),
+                   {_host_rows_sql("locked.id")}
+            FROM locked
+            """,
+            [*params, _array(host_ids)],
+            prefix=f"SAVEPOINT {_ATTEMPT}; ",
         )
         row = cursor.fetchone()
-    return None if row is None else (row[0], row[1])
+    if row is None:
+        return None
+    host_id, hostname, current, *held = row
+    return host_id, hostname, _host_rows_from(*held) if current else None
 
 
 def abandon_attempt() -> None:
@@ -286,8 +300,8 @@ _GPU_ROW = "id, numa_node_id, model_id, state, iommu_group, foreign_functions, p
 _CPU_ROW = "id, numa_node_id, cpu_id, siblings, reserved"
 
 
-def _busy(table: str, column: str, *, postgresql: bool) -> str:
-    """Ids in `column` of the `table` rows of the host's active allocations (param: host id).
+def _busy(table: str, column: str, *, host: str, postgresql: bool) -> str:
+    """Ids in `column` of the `table` rows of the active allocations of host `host` (SQL).
 
     The allocations are found through index allocation_active_by_host, then their rows by allocation:
     a path whose cost does not grow with the fleet. On PostgreSQL the allocation ids are computed
@@ -296,54 +310,53 @@ def _busy(table: str, column: str, *, postgresql: bool) -> str:
     an active allocation are all active (they are released with it), and saying so again invites the
     planner to intersect with the partial unique indexes, which hold every active row of the fleet.
     """
-    active = f"SELECT id FROM {ALLOCATION} WHERE host_id = %s AND released_at IS NULL"
+    active = f"SELECT id FROM {ALLOCATION} WHERE host_id = {host} AND released_at IS NULL"
     if postgresql:
         return f"SELECT {column} FROM {table} WHERE allocation_id = ANY(ARRAY({active}))"
     return f"SELECT {column} FROM {table} WHERE allocation_id IN ({active})"
 
 
+def _host_rows_sql(host: str) -> str:
+    """host_rows as five PostgreSQL columns for host `host` (SQL): rows as JSON, busy ids as arrays."""
+    return f"""
+        (SELECT json_agg(json_build_array({_LOCKED_NODE}) ORDER BY "index")
+           FROM {NODE} WHERE host_id = {host}),
+        (SELECT json_agg(json_build_array({_GPU_ROW})) FROM {GPU} WHERE host_id = {host}),
+        (SELECT json_agg(json_build_array({_CPU_ROW})) FROM {CPU} WHERE host_id = {host}),
+        ARRAY({_busy(ALLOCATED_GPU, "gpu_id", host=host, postgresql=True)}),
+        ARRAY({_busy(ALLOCATED_CPU, "cpu_id", host=host, postgresql=True)})"""
+
+
+def _host_rows_from(nodes, gpus, cpus, busy_gpus, busy_cpus) -> HostRows:
+    return HostRows(
+        nodes=[LockedNode(*node) for node in nodes or ()],
+        gpus=[tuple(gpu) for gpu in gpus or ()],
+        cpus=[
+            (row[0], row[1], row[2], _siblings(row[3]) if isinstance(row[3], str) else tuple(row[3]), row[4])
+            for row in cpus or ()
+        ],
+        busy_gpus=set(busy_gpus or ()),
+        busy_cpus=set(busy_cpus or ()),
+    )
+
+
 def host_rows(*, host_id: int) -> HostRows:
     """Everything a claim needs of one host: its nodes, GPUs, CPUs and which of them are taken."""
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # One statement, so one snapshot and one round trip; rows come back as JSON, ids as arrays.
-            _execute(
-                cursor,
-                f"""
-                SELECT
-                  (SELECT json_agg(json_build_array({_LOCKED_NODE}) ORDER BY "index")
-                     FROM {NODE} WHERE host_id = %s),
-                  (SELECT json_agg(json_build_array({_GPU_ROW})) FROM {GPU} WHERE host_id = %s),
-                  (SELECT json_agg(json_build_array({_CPU_ROW})) FROM {CPU} WHERE host_id = %s),
-                  ARRAY({_busy(ALLOCATED_GPU, "gpu_id", postgresql=True)}),
-                  ARRAY({_busy(ALLOCATED_CPU, "cpu_id", postgresql=True)})
-                """,
-                [host_id] * 5,
-            )
-            nodes, gpus, cpus, busy_gpus, busy_cpus = (value or [] for value in cursor.fetchone())
-        else:
-            _execute(
-                cursor, f'SELECT {_LOCKED_NODE} FROM {NODE} WHERE host_id = %s ORDER BY "index"', [host_id]
-            )
-            nodes = cursor.fetchall()
-            _execute(cursor, f"SELECT {_GPU_ROW} FROM {GPU} WHERE host_id = %s", [host_id])
-            gpus = [(*row[:5], _json(row[5]), row[6]) for row in cursor.fetchall()]
-            _execute(cursor, f"SELECT {_CPU_ROW} FROM {CPU} WHERE host_id = %s", [host_id])
-            cpus = cursor.fetchall()
-            _execute(cursor, _busy(ALLOCATED_GPU, "gpu_id", postgresql=False), [host_id])
-            busy_gpus = [row[0] for row in cursor.fetchall()]
-            _execute(cursor, _busy(ALLOCATED_CPU, "cpu_id", postgresql=False), [host_id])
-            busy_cpus = [row[0] for row in cursor.fetchall()]
-    return HostRows(
-        nodes=[LockedNode(*node) for node in nodes],
-        gpus=[tuple(gpu) for gpu in gpus],
-        cpus=[
-            (row[0], row[1], row[2], _siblings(row[3]) if isinstance(row[3], str) else tuple(row[3]), row[4])
-            for row in cpus
-        ],
-        busy_gpus=set(busy_gpus),
-        busy_cpus=set(busy_cpus),
-    )
+        if connection.vendor == "postgresql":  # one statement: one snapshot, one round trip
+            _execute(cursor, f"SELECT {_host_rows_sql('%s')}", [host_id] * 5)
+            return _host_rows_from(*cursor.fetchone())
+        _execute(cursor, f'SELECT {_LOCKED_NODE} FROM {NODE} WHERE host_id = %s ORDER BY "index"', [host_id])
+        nodes = cursor.fetchall()
+        _execute(cursor, f"SELECT {_GPU_ROW} FROM {GPU} WHERE host_id = %s", [host_id])
+        gpus = [(*row[:5], _json(row[5]), row[6]) for row in cursor.fetchall()]
+        _execute(cursor, f"SELECT {_CPU_ROW} FROM {CPU} WHERE host_id = %s", [host_id])
+        cpus = cursor.fetchall()
+        _execute(cursor, _busy(ALLOCATED_GPU, "gpu_id", host="%s", postgresql=False), [host_id])
+        busy_gpus = [row[0] for row in cursor.fetchall()]
+        _execute(cursor, _busy(ALLOCATED_CPU, "cpu_id", host="%s", postgresql=False), [host_id])
+        busy_cpus = [row[0] for row in cursor.fetchall()]
+    return _host_rows_from(nodes, gpus, cpus, busy_gpus, busy_cpus)
 
 
 class NodeCounters(NamedTuple):

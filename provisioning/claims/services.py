@@ -311,8 +311,8 @@ def _try_host(
     )
     if locked is None:
         return _LOCKED, None
-    host_id, hostname = locked
-    live = _live_nodes(host_id, rows.host_rows(host_id=host_id))
+    host_id, hostname, held = locked
+    live = _live_nodes(host_id, held or rows.host_rows(host_id=host_id))
     free = HostFree(host_id, hostname, tuple(n.free() for n in live.values()), shape.host_kind)
     splits = host_splits(free, shape)
     if not splits:

@@ -150,7 +150,7 @@ def test_a_card_pulled_while_free_is_removed_and_comes_back_when_it_returns(tmp_
     assert pulled.state == GpuDevice.State.REMOVED
     assert pulled.missing_since is not None and pulled.state_reason.startswith("not seen by discovery since")
     host.refresh_from_db()
-    assert host.generation == generation + 1
+    assert host.generation > generation  # placement sees the change
     assert host.numa_nodes.get(index=0).free_gpus == 1
     assert host_sync(host=host).changes == []
 
