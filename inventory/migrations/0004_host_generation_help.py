@@ -4,15 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('inventory', '0003_numa_candidate_index_orders_by_cores'),
+        ("inventory", "0003_numa_candidate_index_orders_by_cores"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='host',
-            name='generation',
-            field=models.PositiveBigIntegerField(default=0, help_text='Bumped by every change a claim reads: claims, releases, card states, counters, topology.'),
+            model_name="host",
+            name="generation",
+            field=models.PositiveBigIntegerField(
+                default=0,
+                help_text="Bumped by every change a claim reads: claims, releases, card states, counters, topology.",
+            ),
         ),
     ]
