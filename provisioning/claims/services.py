@@ -2,10 +2,11 @@
 
 A claim reads a window of candidate nodes through the capacity counters (an index, in policy
 order), ranks their hosts with the policy, and in a savepoint locks the first of them no other claim
-holds (SELECT ... FOR UPDATE SKIP LOCKED ... LIMIT 1). It re-checks the fit on the rows read after
-the lock, writes the allocation rows and the counters, and bumps Host.generation. A host that turned
-out not to fit is unlocked again by rolling the savepoint back, so a claim waits for a lock only
-while holding none, and two claims cannot deadlock on hosts.
+holds and that still fits by its counters (SELECT ... FOR UPDATE SKIP LOCKED ... LIMIT 1). It
+re-checks the fit on the host's rows as of the lock (rows.lock_first_host tells how it knows), writes
+the allocation rows and the counters, and bumps Host.generation. A host that turned out not to fit
+is unlocked again by rolling the savepoint back, so a claim waits for a lock only while holding none,
+and two claims cannot deadlock on hosts.
 
 Hosts other claims hold are passed over first and waited for last, so a loser is told "no capacity"
 only after every candidate was seen unlocked. The partial unique constraints on the allocation rows
