@@ -2,8 +2,8 @@
 
 Building and compiling ORM querysets cost more CPU than PostgreSQL spends running these statements,
 and each statement is a round trip that costs both sides; with 16 clients on two cores that was the
-limit. So a claim is four statements on PostgreSQL: read the candidates, lock a host, read the host's
-rows, write the allocation (one statement of data-modifying CTEs). SQLite, which has no locks and no
+limit. So a claim is three statements on PostgreSQL: read the candidates, lock a host and read what it
+holds, write the allocation (one statement of data-modifying CTEs). SQLite, which has no locks and no
 such CTEs, runs the same reads and writes as the plain statements the ORM would write. Both paths are
 covered by the claim tests, on each database. Everything that is not on the path of every claim
 (release, move, recount, rejection wording) stays in the ORM.
