@@ -23,7 +23,6 @@ from django.db.models.functions import Cast
 from inventory.counters import active_allocation_exists, shared_iommu_groups, unplaceable_reason
 from inventory.fit import (
     GPU_HOST,
-    STANDARD_HOST,
     HostFree,
     NodeFree,
     Shape,
@@ -43,7 +42,9 @@ __all__ = [
     "capacity_snapshot",
     "host_capacity",
     "host_topology",
+    "host_snapshots",
     "plan_available",
+    "selling_nodes",
     "region_capacity",
 ]
 
@@ -332,16 +333,50 @@ def _host_answer(
     return stranded, sellable
 
 
-def plan_available(*, plan: InstanceType, region: Region | str) -> bool:
-    """Whether one more instance of `plan` can be placed in `region` now (from the counters)."""
-    shape = Shape.of(plan)
+def selling_nodes(*, shape: Shape, region: Region | str):
+    """The NUMA nodes of `region` that sell `shape`'s kind (its GPU model, or no GPU) and have some of
+    it free, on enabled hosts of the right kind: a queryset, from the counters."""
     nodes = NumaNode.objects.filter(
         host__region=region, host__kind=shape.host_kind, host__state=Host.State.ENABLED
     )
     if shape.gpus:
-        nodes = nodes.filter(gpu_model_id=shape.gpu_model_id, free_gpus__gt=0)
-    else:
-        nodes = nodes.filter(gpu_model__isnull=True, free_cores__gt=0)
+        return nodes.filter(gpu_model_id=shape.gpu_model_id, free_gpus__gt=0)
+    return nodes.filter(gpu_model__isnull=True, free_cores__gt=0)
+
+
+def host_snapshots(*, host_ids, kind: str) -> list[HostFree]:
+    """Every node of the given hosts (a list, or a subquery of host ids) as HostFree snapshots, from
+    the counters, hosts in id order."""
+    nodes = (
+        NumaNode.objects.filter(host_id__in=host_ids)
+        .order_by("host_id", "index")
+        .values_list(
+            "host_id",
+            "host__hostname",
+            "id",
+            "index",
+            "free_gpus",
+            "free_cores",
+            "threads_per_core",
+            "memory_mib",
+            "reserved_memory_mib",
+            "used_memory_mib",
+            "hugepages_1g_total",
+            "hugepages_1g_used",
+            "gpu_model_id",
+        )
+    )
+    hosts: dict[int, tuple[str, list[NodeFree]]] = {}
+    for host_id, hostname, node_id, index, gpus, cores, tpc, mib, res, used, pages, taken, model in nodes:
+        node = NodeFree(node_id, index, gpus, cores, tpc, mib - res - used, pages - taken, model)
+        hosts.setdefault(host_id, (hostname, []))[1].append(node)
+    return [HostFree(host_id, name, tuple(nodes), kind) for host_id, (name, nodes) in hosts.items()]
+
+
+def plan_available(*, plan: InstanceType, region: Region | str) -> bool:
+    """Whether one more instance of `plan` can be placed in `region` now (from the counters)."""
+    shape = Shape.of(plan)
+    nodes = selling_nodes(shape=shape, region=region)
     fits_one_node = (
         nodes.filter(free_gpus__gte=shape.gpus)
         .alias(
@@ -354,29 +389,8 @@ def plan_available(*, plan: InstanceType, region: Region | str) -> bool:
         return True
     total = Sum("free_gpus") if shape.gpus else Sum(F("free_cores") * F("threads_per_core"))
     host_ids = nodes.values("host_id").annotate(total=total).filter(total__gte=shape.gpus or shape.vcpus)
-    rows = (
-        NumaNode.objects.filter(host_id__in=host_ids.values("host_id"))
-        .order_by("host_id", "index")
-        .values_list(
-            "host_id",
-            "id",
-            "index",
-            "free_gpus",
-            "free_cores",
-            "threads_per_core",
-            "memory_mib",
-            "reserved_memory_mib",
-            "used_memory_mib",
-            "gpu_model_id",
-        )
-    )
-    hosts: dict[int, list[NodeFree]] = defaultdict(list)
-    for host_id, node_id, index, gpus, cores, tpc, memory, reserved, used, model_id in rows:
-        hosts[host_id].append(
-            NodeFree(node_id, index, gpus, cores, tpc, memory - reserved - used, 0, model_id)
-        )
-    kind = GPU_HOST if shape.gpus else STANDARD_HOST
-    return any(host_splits(HostFree(h, "", tuple(n), kind), shape) for h, n in hosts.items())
+    hosts = host_snapshots(host_ids=host_ids.values("host_id"), kind=shape.host_kind)
+    return any(host_splits(host, shape) for host in hosts)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import NamedTuple
 from django.db import connection
 from django.utils import timezone
 
-from inventory.fit import GPU_HOST, HostFree, NodeFree, Shape
+from inventory.fit import HostFree, NodeFree, Shape
 from inventory.models import GpuDevice, Host, HostCpu, NumaNode
 from provisioning.models import AllocatedCpu, AllocatedGpu, AllocatedMemory, Allocation, Instance
 
@@ -175,20 +175,13 @@ def single_node_candidates(
 
 
 def _hosts(rows: Iterable[tuple], *, kind: str) -> list[HostFree]:
-    return hosts_from_rows(
-        ((host_id, "", *node) for host_id, *node in rows),
-        kind=kind,
-    )
-
-
-def hosts_from_rows(rows: Iterable[tuple], *, kind: str = GPU_HOST) -> list[HostFree]:
-    """HostFree snapshots from (host_id, hostname, node_id, index, free_gpus, free_cores,
-    threads_per_core, free_memory_mib, free_hugepages_1g, gpu_model_id) rows grouped by host."""
-    hosts: dict[int, tuple[str, list[NodeFree]]] = {}
-    for host_id, hostname, node_id, index, gpus, cores, tpc, memory, hugepages, model in rows:
-        node = NodeFree(node_id, index, gpus, cores, tpc, memory, hugepages, model)
-        hosts.setdefault(host_id, (hostname, []))[1].append(node)
-    return [HostFree(host_id, name, tuple(nodes), kind) for host_id, (name, nodes) in hosts.items()]
+    """HostFree snapshots, in the rows' host order, from (host_id, node_id, index, free_gpus,
+    free_cores, threads_per_core, free_memory_mib, free_hugepages_1g, gpu_model_id) rows. The
+    hostname is not read: the claim takes it from the row it locks."""
+    hosts: dict[int, list[NodeFree]] = {}
+    for host_id, *node in rows:
+        hosts.setdefault(host_id, []).append(NodeFree(*node))
+    return [HostFree(host_id, "", tuple(nodes), kind) for host_id, nodes in hosts.items()]
 
 
 def lock_first_host(

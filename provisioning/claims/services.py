@@ -22,7 +22,8 @@ from django.utils import timezone
 
 from inventory.counters import cores_of, numa_counters_recount, shared_iommu_groups
 from inventory.fit import HostFree, NodeFree, Shape, Split, host_splits
-from inventory.models import GpuDevice, Host, InstanceType, NumaNode, Region
+from inventory.models import GpuDevice, Host, InstanceType, Region
+from inventory.selectors import host_snapshots, selling_nodes
 from provisioning.claims import rows
 from provisioning.exceptions import InvalidRequest, NoCapacity
 from provisioning.models import Allocation, Instance
@@ -192,15 +193,6 @@ def _claim(
             drifted.add(host_id)
 
 
-def _eligible_nodes(*, shape: Shape, region: Region):
-    nodes = NumaNode.objects.filter(
-        host__region=region, host__kind=shape.host_kind, host__state=Host.State.ENABLED
-    )
-    if shape.gpus:
-        return nodes.filter(gpu_model_id=shape.gpu_model_id, free_gpus__gt=0)
-    return nodes.filter(gpu_model__isnull=True, free_cores__gt=0)
-
-
 def _ranked_candidates(
     *, shape: Shape, region: Region, policy: Policy, exclude: Collection[int]
 ) -> tuple[list[tuple[HostFree, Split]], bool]:
@@ -214,7 +206,7 @@ def _ranked_candidates(
     )
     if not hosts:
         # No node can take the whole shape: hosts whose nodes together have enough (rare, ORM).
-        nodes = _eligible_nodes(shape=shape, region=region)
+        nodes = selling_nodes(shape=shape, region=region)
         if exclude:
             nodes = nodes.exclude(host_id__in=list(exclude))
         total = Sum("free_gpus") if shape.gpus else Sum(F("free_cores") * F("threads_per_core"))
@@ -225,38 +217,8 @@ def _ranked_candidates(
             .order_by(*_MULTI_NODE_ORDER.get(policy, ("host_id",)))
             .values("host_id")[:CANDIDATE_WINDOW]
         )
-        return ranked(shape, _snapshot(host_ids=window, kind=shape.host_kind), policy), False
+        return ranked(shape, host_snapshots(host_ids=window, kind=shape.host_kind), policy), False
     return ranked(shape, hosts, policy), True
-
-
-def _snapshot(*, host_ids, kind: str) -> list[HostFree]:
-    """Every node of the given hosts (a list, or a subquery of host ids) as HostFree snapshots."""
-    nodes = (
-        NumaNode.objects.filter(host_id__in=host_ids)
-        .order_by("host_id", "index")
-        .values_list(
-            "host_id",
-            "host__hostname",
-            "id",
-            "index",
-            "free_gpus",
-            "free_cores",
-            "threads_per_core",
-            "memory_mib",
-            "reserved_memory_mib",
-            "used_memory_mib",
-            "hugepages_1g_total",
-            "hugepages_1g_used",
-            "gpu_model_id",
-        )
-    )
-    return rows.hosts_from_rows(
-        (
-            (h, name, n, i, g, c, t, mem - res - used, hp - hpu, model)
-            for h, name, n, i, g, c, t, mem, res, used, hp, hpu, model in nodes
-        ),
-        kind=kind,
-    )
 
 
 @dataclass
@@ -439,7 +401,7 @@ def _write(
 
 
 def _explain(*, shape: Shape, plan: InstanceType, region: Region) -> str:
-    nodes = _eligible_nodes(shape=shape, region=region)
+    nodes = selling_nodes(shape=shape, region=region)
     host_ids = set(nodes.values_list("host_id", flat=True).distinct())
     in_service = Host.objects.filter(region=region, kind=shape.host_kind, state=Host.State.ENABLED)
     if shape.gpus:
@@ -449,7 +411,7 @@ def _explain(*, shape: Shape, plan: InstanceType, region: Region) -> str:
     )
     return explain(
         shape,
-        _snapshot(host_ids=host_ids, kind=shape.host_kind) if host_ids else [],
+        host_snapshots(host_ids=host_ids, kind=shape.host_kind) if host_ids else [],
         labels,
         hosts_in_service=in_service.distinct().count(),
     )
