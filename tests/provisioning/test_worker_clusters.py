@@ -15,7 +15,8 @@ from provisioning.models import Instance, Job
 from tests.builders import make_gpu_plan, make_image
 from tests.provisioning.conftest import enroll_rtx_host
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
+# A Redis database of its own (the test flushes it); override where several checkouts share one Redis.
+REDIS_URL = os.environ.get("GPUADMIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 BURST = 12
 
 
