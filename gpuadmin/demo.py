@@ -32,6 +32,13 @@ REGIONS = [
     ("us-central", "Dallas, TX", "us", 0, 2),
 ]
 
+GPU_MODELS = [
+    # PCI product id, name, short name, VRAM GiB, BAR1 MiB (the guest's 64-bit PCI hole maps it per card)
+    (RTX_6000, RTX_6000_NAME, "RTX 6000", 24, 256),
+    (0x20B5, "NVIDIA A100 PCIe 80GB", "A100", 80, 128 * GIB),
+    (0x2331, "NVIDIA H100 PCIe", "H100", 80, 128 * GIB),
+]
+
 GPU_PLANS = [
     # gpus, vcpus, memory GiB, disk GiB, transfer GB, hourly, monthly
     (1, 8, 32, 640, 16000, "1.50", "1000.00"),
@@ -90,11 +97,18 @@ def seed_demo() -> dict[str, int]:
     created = {"regions": 0, "plans": 0, "images": 0, "hosts": 0, "accounts": 0, "users": 0}
     with transaction.atomic():
         ensure_default_flags()
-        rtx, _ = GpuModel.objects.get_or_create(
-            vendor_id=0x10DE,
-            product_id=RTX_6000,
-            defaults={"name": RTX_6000_NAME, "short_name": "RTX 6000", "vram_mib": 24 * GIB},
-        )
+        for product_id, name, short_name, vram_gib, bar_mib in GPU_MODELS:
+            GpuModel.objects.get_or_create(
+                vendor_id=0x10DE,
+                product_id=product_id,
+                defaults={
+                    "name": name,
+                    "short_name": short_name,
+                    "vram_mib": vram_gib * GIB,
+                    "bar_mib": bar_mib,
+                },
+            )
+        rtx = GpuModel.objects.get(vendor_id=0x10DE, product_id=RTX_6000)
         for gpus, vcpus, memory, disk, transfer, hourly, monthly in GPU_PLANS:
             _, was_created = InstanceType.objects.get_or_create(
                 id=f"g1-gpu-rtx6000-{gpus}",

@@ -14,6 +14,9 @@ ET.register_namespace(METADATA_PREFIX, METADATA_NS)
 # bus keeps everything below the first. 32 numbers leave room for a root port per card and then some.
 BUS_NUMBERS_PER_CELL = 32
 
+# QEMU's own 64-bit PCI hole on q35 (32 GiB): never ask for less than it would give anyway.
+QEMU_DEFAULT_PCI_HOLE64_MIB = 32 * 1024
+
 
 class DomainSpecError(ValueError):
     """The spec cannot describe a guest (a programming error upstream, not a libvirt failure)."""
@@ -163,6 +166,9 @@ def _cpu(domain: ET.Element, spec: DomainSpec) -> None:
     _el(cpu, "topology", sockets=sockets, dies=1, cores=cores, threads=spec.threads_per_core)
     if spec.domain_type == "kvm":
         _el(cpu, "cache", mode="passthrough")
+        if pci_hole64_mib(spec.gpus) is not None:
+            # The guest must be able to address RAM plus the 64-bit hole: give it the host's address width.
+            _el(cpu, "maxphysaddr", mode="passthrough")
     numa = _el(cpu, "numa")
     for index, cell in enumerate(spec.cells):
         vcpus = format_cpuset(pin.vcpu for pin in cell.vcpus)
@@ -178,9 +184,31 @@ def _clock(domain: ET.Element, spec: DomainSpec) -> None:
         _el(clock, "timer", name="hypervclock", present="yes")
 
 
+def pci_hole64_mib(gpus: tuple[GpuPassthrough, ...]) -> int | None:
+    """The 64-bit PCI hole that maps every card's large BAR, in MiB; None when QEMU's default will do.
+
+    A BAR is a power of two and must sit at a multiple of its size, and each root port's window also
+    holds the card's small BARs, so a card is given twice its BAR rounded up to a power of two; the sum
+    is rounded up to a power of two once more for the hole's own alignment above guest RAM. Four 80 GB
+    A100s (128 GiB BARs) get a 1 TiB hole. A hole too small is what leaves the fourth card of a
+    4-card guest with "BAR1 is 0M" and no driver.
+    """
+    need = sum(2 * _power_of_two_at_least(gpu.bar_mib) for gpu in gpus if gpu.bar_mib > 0)
+    if need == 0:
+        return None
+    return max(_power_of_two_at_least(need), QEMU_DEFAULT_PCI_HOLE64_MIB)
+
+
+def _power_of_two_at_least(value: int) -> int:
+    return 1 << max(value - 1, 0).bit_length()
+
+
 def _devices(domain: ET.Element, spec: DomainSpec) -> None:
     devices = _el(domain, "devices")
-    _el(devices, "controller", type="pci", index=0, model="pcie-root")
+    root = _el(devices, "controller", type="pci", index=0, model="pcie-root")
+    hole_mib = pci_hole64_mib(spec.gpus)
+    if hole_mib is not None:
+        _el(root, "pcihole64", str(hole_mib * 1024), unit="KiB")
     # One PCIe expander bus per guest cell, tied to that cell: the guest sees each GPU's NUMA node.
     expander_index = {}
     for cell_index in range(len(spec.cells)):

@@ -51,6 +51,9 @@ class GpuPassthrough:
     # Index into DomainSpec.cells of the guest cell whose PCIe expander bus the card sits behind;
     # None when the host reports no NUMA node for the card (it then sits on the root bus).
     guest_cell: int | None
+    # The card's large 64-bit BAR (the VRAM aperture, BAR1 on NVIDIA cards) in MiB: the guest firmware must
+    # map it inside the 64-bit PCI hole, or the card's driver fails to initialize it. 0: not known.
+    bar_mib: int = 0
 
 
 @dataclass(frozen=True)

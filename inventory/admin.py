@@ -53,7 +53,7 @@ class RegionAdmin(admin.ModelAdmin):
 
 @admin.register(GpuModel)
 class GpuModelAdmin(admin.ModelAdmin):
-    list_display = ["name", "short_name", "pci_id", "vram_mib"]
+    list_display = ["name", "short_name", "pci_id", "vram_mib", "bar_mib"]
     search_fields = ["name", "short_name"]
 
     @admin.display(description="PCI id")

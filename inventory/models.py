@@ -40,6 +40,12 @@ class GpuModel(models.Model):
     vendor_id = models.PositiveIntegerField(validators=[MaxValueValidator(0xFFFF)])
     product_id = models.PositiveIntegerField(validators=[MaxValueValidator(0xFFFF)])
     vram_mib = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    bar_mib = models.PositiveIntegerField(
+        default=256,
+        validators=[MinValueValidator(1)],
+        help_text="Size of the card's large 64-bit BAR (the VRAM aperture, BAR1) in MiB, as lspci -vv "
+        "shows it: the guest's 64-bit PCI hole is sized to map it for every card (A100/H100 80GB: 131072).",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -49,6 +55,7 @@ class GpuModel(models.Model):
                 condition=Q(vendor_id__lte=0xFFFF, product_id__lte=0xFFFF), name="gpumodel_pci_id_16bit"
             ),
             models.CheckConstraint(condition=Q(vram_mib__gt=0), name="gpumodel_vram_positive"),
+            models.CheckConstraint(condition=Q(bar_mib__gt=0), name="gpumodel_bar_positive"),
         ]
 
     def __str__(self) -> str:

@@ -37,7 +37,7 @@ def domain_spec_for(
     """The guest `instance` should be on the host of `allocation` (released or not: the rows stay)."""
     cpus = list(allocation.cpus.select_related("cpu__numa_node").order_by("vcpu"))
     memory = list(allocation.memory.select_related("numa_node"))
-    gpus = list(allocation.gpus.select_related("gpu__numa_node").order_by("gpu__pci_address"))
+    gpus = list(allocation.gpus.select_related("gpu__numa_node", "gpu__model").order_by("gpu__pci_address"))
     pins_by_node: dict[int, list[VcpuPin]] = {}
     for row in cpus:
         pins_by_node.setdefault(row.cpu.numa_node.index, []).append(
@@ -59,6 +59,7 @@ def domain_spec_for(
     passthrough = tuple(
         GpuPassthrough(
             functions=tuple(row.gpu.functions),
+            bar_mib=row.gpu.model.bar_mib,
             guest_cell=cell_of_node.get(row.gpu.numa_node.index) if row.gpu.numa_node else None,
         )
         for row in gpus

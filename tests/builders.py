@@ -168,7 +168,12 @@ def make_a100_model() -> GpuModel:
     model, _ = GpuModel.objects.get_or_create(
         vendor_id=0x10DE,
         product_id=A100_PRODUCT_ID,
-        defaults={"name": "NVIDIA A100 PCIe 80GB", "short_name": "A100", "vram_mib": 81920},
+        defaults={
+            "name": "NVIDIA A100 PCIe 80GB",
+            "short_name": "A100",
+            "vram_mib": 81920,
+            "bar_mib": 131072,
+        },
     )
     return model
 

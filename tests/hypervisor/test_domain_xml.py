@@ -211,3 +211,40 @@ def test_the_instance_id_and_a_digest_of_the_xml_are_in_our_metadata_namespace()
 def test_an_impossible_spec_is_refused_before_any_xml(changes, complaint):
     with pytest.raises(DomainSpecError, match=complaint):
         build_domain_xml(two_node_spec(**changes))
+
+
+def hole_mib(domain: ET.Element) -> int | None:
+    (root,) = [c for c in domain.findall("devices/controller") if c.get("model") == "pcie-root"]
+    hole = root.find("pcihole64")
+    if hole is None:
+        return None
+    assert hole.get("unit") == "KiB"
+    return int(hole.text) // 1024
+
+
+def test_the_64_bit_pci_hole_on_the_root_controller_maps_every_cards_bar():
+    a100 = 128 * 1024  # an 80 GB A100's BAR1, MiB
+    cards = tuple(
+        GpuPassthrough(functions=(f"0000:{bus:02x}:00.0",), guest_cell=cell, bar_mib=a100)
+        for bus, cell in ((0x17, 0), (0x31, 0), (0xB1, 1), (0xCA, 1))
+    )
+    spec = two_node_spec(gpus=cards)
+    domain = parse(spec)
+    # Each BAR sits at a multiple of its size beside its card's small BARs: 2 x 128 GiB per card.
+    assert hole_mib(domain) == 1024 * 1024  # 1 TiB
+    assert hole_mib(domain) >= 4 * a100
+    assert domain.find("cpu/maxphysaddr").get("mode") == "passthrough"
+    assert_valid(build_domain_xml(spec))
+    assert hole_mib(parse(replace(spec, gpus=cards[:1]))) == 256 * 1024
+    assert hole_mib(parse(replace(spec, gpus=cards[:3]))) == 1024 * 1024
+
+
+def test_small_bars_keep_qemus_default_hole_and_no_card_means_no_hole():
+    small = two_node_spec(gpus=(GpuPassthrough(functions=RTX_FUNCTIONS, guest_cell=0, bar_mib=256),))
+    assert hole_mib(parse(small)) == 32 * 1024  # never below QEMU's own 32 GiB
+    assert hole_mib(parse(two_node_spec(gpus=()))) is None
+    assert parse(two_node_spec(gpus=())).find("cpu/maxphysaddr") is None
+    # TCG guests emulate their CPU: no host address width to pass through.
+    tcg = replace(small, domain_type="qemu", hugepages_1g=False)
+    assert hole_mib(parse(tcg)) == 32 * 1024 and parse(tcg).find("cpu/maxphysaddr") is None
+    assert_valid(build_domain_xml(tcg))

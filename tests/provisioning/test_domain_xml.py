@@ -159,3 +159,17 @@ def test_an_allocation_with_cpus_but_no_memory_on_a_node_is_refused():
     allocation.memory.filter(numa_node__index=1).delete()
     with pytest.raises(DomainSpecError, match="vCPUs on nodes \\[0, 1\\] but memory on nodes \\[0\\]"):
         domain_spec_for(instance=instance, allocation=allocation)
+
+
+def test_a_four_card_a100_guest_gets_a_64_bit_hole_that_maps_all_four_bars():
+    instance, allocation = allocate(A100_2X4, 4)
+    bar_mib = allocation.gpus.first().gpu.model.bar_mib
+    assert bar_mib == 128 * 1024  # the model's record, not a constant of the builder
+    xml = build_domain_xml(domain_spec_for(instance=instance, allocation=allocation))
+    assert_valid(xml)
+    domain = ET.fromstring(xml)
+    (root,) = [c for c in domain.findall("devices/controller") if c.get("model") == "pcie-root"]
+    hole_kib = int(root.find("pcihole64").text)
+    assert root.find("pcihole64").get("unit") == "KiB"
+    assert hole_kib >= 4 * 2 * bar_mib * 1024  # each card's BAR, aligned beside its small BARs
+    assert len(domain.findall("devices/hostdev")) == 4
