@@ -1,7 +1,14 @@
 from django.contrib import admin
+from django.template.defaultfilters import truncatechars
 
-from accounts.models import Account, ApiToken, AuditRecord, Membership
+from accounts.models import Account, ApiToken, AuditRecord, Membership, Origin
 from accounts.services import api_token_revoke
+
+
+def origin_text(origin: str, actor) -> str:
+    """ "Customer (alice)", "Staff (ops-admin)", "System: reconcile": who set a job or a change going."""
+    label = Origin(origin).label if origin in Origin.values else origin
+    return f"{label} ({actor.get_username()})" if actor is not None else label
 
 
 class MembershipInline(admin.TabularInline):
@@ -20,10 +27,19 @@ class AccountAdmin(admin.ModelAdmin):
 
 @admin.register(AuditRecord)
 class AuditRecordAdmin(admin.ModelAdmin):
-    list_display = ["created", "actor", "action", "target_repr", "detail"]
-    list_filter = ["action", "target_type"]
-    search_fields = ["target_repr", "detail"]
+    list_display = ["created", "who", "action", "target_repr", "short_detail"]
+    list_filter = ["origin", "action", "target_type"]
+    search_fields = ["target_repr", "target_id", "detail", "actor__username"]
+    list_select_related = ["actor"]
     readonly_fields = [f.name for f in AuditRecord._meta.fields]
+
+    @admin.display(description="Who", ordering="origin")
+    def who(self, obj: AuditRecord) -> str:
+        return origin_text(obj.origin, obj.actor)
+
+    @admin.display(description="Detail")
+    def short_detail(self, obj: AuditRecord) -> str:
+        return truncatechars(obj.detail, 90)
 
     def has_add_permission(self, request):
         return False

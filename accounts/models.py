@@ -58,13 +58,28 @@ class Membership(models.Model):
         return f"{self.user} in {self.account}"
 
 
+class Origin(models.TextChoices):
+    """Who set a change in motion: the account's own user, a staff member, or the system by itself."""
+
+    CUSTOMER = "customer", "Customer"
+    STAFF = "staff", "Staff"
+    RECONCILE = "reconcile", "System: reconcile"
+    SCHEDULE = "schedule", "System: schedule"
+
+
+SYSTEM_ORIGINS = (Origin.RECONCILE, Origin.SCHEDULE)
+
+
 class AuditRecord(models.Model):
     """Who changed what, written by the service that made the change (never by a signal)."""
+
+    Origin = Origin
 
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.STAFF)
     action = models.CharField(max_length=64)
     target_type = models.CharField(max_length=64)
     target_id = models.CharField(max_length=64)
@@ -74,6 +89,9 @@ class AuditRecord(models.Model):
     class Meta:
         ordering = ["-created", "-id"]
         indexes = [models.Index(fields=["target_type", "target_id"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(origin__in=Origin.values), name="auditrecord_origin_valid"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.action} {self.target_repr}"

@@ -1,6 +1,6 @@
 from django.contrib.auth.models import AbstractBaseUser
 
-from accounts.models import Account, ApiToken
+from accounts.models import Account, ApiToken, Origin
 from accounts.tokens import hash_secret
 
 
@@ -19,3 +19,14 @@ def api_token_by_secret(*, secret: str) -> ApiToken | None:
         .filter(token_hash=hash_secret(secret))
         .first()
     )
+
+
+def origin_of(*, actor: AbstractBaseUser | None, account: Account | None = None) -> str:
+    """Who is behind a change when the caller does not say: nobody is the system on a schedule, a user of
+    the account is its customer (staff acting for their own account included), anyone else is staff."""
+    if actor is None or not actor.is_authenticated:
+        return Origin.SCHEDULE
+    own = account_of(user=actor)
+    if account is not None and own is not None and own.pk == account.pk:
+        return Origin.CUSTOMER
+    return Origin.STAFF if actor.is_staff else Origin.CUSTOMER

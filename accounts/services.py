@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from accounts.models import Account, ApiToken, AuditRecord, Membership
 from accounts.scopes import ALL, parse_scopes
+from accounts.selectors import origin_of
 from accounts.tokens import hash_secret, new_secret
 
 User = get_user_model()
@@ -20,10 +21,17 @@ class NoAccount(Exception):
 
 
 def audit_record(
-    *, actor: AbstractBaseUser | None, action: str, target: models.Model, detail: str = ""
+    *,
+    actor: AbstractBaseUser | None,
+    action: str,
+    target: models.Model,
+    detail: str = "",
+    origin: str | None = None,
 ) -> AuditRecord:
+    """One audit row. `origin` defaults to what the actor is (selectors.origin_of, without an account)."""
     record = AuditRecord(
         actor=actor if actor is not None and actor.is_authenticated else None,
+        origin=origin or origin_of(actor=actor),
         action=action,
         target_type=target._meta.label_lower,
         target_id=str(target.pk),

@@ -12,7 +12,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from accounts.models import Account
+from accounts.models import Account, Origin
 from gpuadmin.selectors import fleet_overview, gpu_plans_audience
 from inventory.models import Image, InstanceType, Region
 from provisioning.cloudinit import random_root_pass
@@ -113,6 +113,7 @@ def spin_up_view(request: HttpRequest) -> HttpResponse:
                     label=data["label"] or None,
                     root_pass=root_pass,
                     authorized_keys=form.keys(),
+                    origin=Origin.STAFF,
                 )
             except NoCapacity as exc:
                 form.add_error(None, f"No capacity: {exc.detail}")

@@ -3,6 +3,8 @@ from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from accounts.admin import origin_text
+from accounts.models import Origin
 from inventory.admin import action_confirmation, confirmed
 from provisioning.exceptions import ProvisioningError
 from provisioning.models import AllocatedCpu, AllocatedGpu, AllocatedMemory, Allocation, Instance, Job
@@ -133,7 +135,7 @@ class InstanceAdmin(admin.ModelAdmin):
         # One message per instance: a busy one says so and the others still go ahead.
         for instance in queryset.order_by("pk"):
             try:
-                job = service(instance=instance, actor=request.user)
+                job = service(instance=instance, actor=request.user, origin=Origin.STAFF)
             except ProvisioningError as exc:
                 self.message_user(request, f"{instance}: {exc.message}", messages.ERROR)
             else:
@@ -181,20 +183,37 @@ class AllocationAdmin(admin.ModelAdmin):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
+    """Jobs are the record of what happened to an instance: read-only, and never deleted."""
+
     list_display = [
         "id",
         "action",
         "instance",
+        "account",
+        "started_by",
         "status",
-        "percent_complete",
-        "attempts",
+        "progress",
         "created",
         "finished",
     ]
-    list_filter = ["action", "status"]
-    search_fields = ["instance__label", "error"]
-    list_select_related = ["instance"]
+    list_filter = ["status", "action", "origin"]
+    search_fields = ["instance__label", "account__name", "actor__username", "error"]
+    list_select_related = ["instance", "account", "actor"]
     readonly_fields = [f.name for f in Job._meta.fields]
 
+    @admin.display(description="Origin", ordering="origin")
+    def started_by(self, obj: Job) -> str:
+        return origin_text(obj.origin, obj.actor)
+
+    @admin.display(description="Progress", ordering="percent_complete")
+    def progress(self, obj: Job) -> str:
+        return f"{obj.percent_complete}%" + (f" {obj.step}" if obj.step and obj.status == "started" else "")
+
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

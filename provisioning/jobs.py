@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from accounts.selectors import origin_of
 from provisioning.exceptions import InstanceBusy
 from provisioning.models import Instance, Job
 
@@ -19,14 +20,21 @@ def enqueue(job: Job) -> None:
 
 
 def job_start(
-    *, instance: Instance, action: str, actor: AbstractBaseUser | None, params: dict | None = None
+    *,
+    instance: Instance,
+    action: str,
+    actor: AbstractBaseUser | None,
+    origin: str | None = None,
+    params: dict | None = None,
 ) -> Job:
+    """The job row, enqueued on commit. `origin` defaults to what the actor is to the instance's account."""
     if Job.objects.filter(instance=instance, status__in=Job.IN_FLIGHT).exists():
         raise InstanceBusy("Linode busy.")
     job = Job(
         instance=instance,
         account_id=instance.account_id,
         actor=actor if actor is not None and actor.is_authenticated else None,
+        origin=origin or origin_of(actor=actor, account=instance.account),
         action=action,
         params=params or {},
         max_attempts=settings.GPUADMIN_JOB_MAX_ATTEMPTS,

@@ -5,6 +5,8 @@ from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from accounts.models import Origin
+
 LABEL_RE = r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{1,62})[A-Za-z0-9]$"
 label_validator = RegexValidator(
     LABEL_RE,
@@ -192,12 +194,21 @@ class Job(models.Model):
 
     Status = JobStatus
 
+    Origin = Origin
+
     IN_FLIGHT = (Status.SCHEDULED, Status.STARTED)
 
     instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="jobs")
     account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="jobs")
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    origin = models.CharField(
+        max_length=16,
+        choices=Origin.choices,
+        default=Origin.CUSTOMER,
+        help_text="Who set it in motion: the account's user, a staff member, or the system (reconcile, "
+        "schedule). The actor is the person, when there is one.",
     )
     action = models.CharField(max_length=32, choices=Action.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
@@ -222,6 +233,7 @@ class Job(models.Model):
             ),
             _choices_check("action", JobAction, "job_action_valid"),
             _choices_check("status", JobStatus, "job_status_valid"),
+            _choices_check("origin", Origin, "job_origin_valid"),
             models.CheckConstraint(condition=Q(percent_complete__lte=100), name="job_percent_at_most_100"),
         ]
         indexes = [models.Index(fields=["account", "created"])]

@@ -13,12 +13,15 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import Origin
+from accounts.services import audit_record
 from hypervisor.errors import HypervisorError
 from inventory.models import GpuDevice, Host
 from provisioning import jobs
 from provisioning.driver import driver_for
 from provisioning.gpu_hygiene import allocation_release_and_clean, gpus_enqueue_cleaning
 from provisioning.models import Allocation, Instance, Job
+from provisioning.services import instance_boot
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +95,7 @@ def _reconcile_instance(host: Host, instance: Instance, domain, report: HostRepo
             report.problems.append(
                 f"{label}: domain vanished from {host.hostname}; rebuilding it with a boot job"
             )
-            _rebuild(instance)
+            _rebuild(instance, host)
         else:
             report.problems.append(
                 f"{label}: domain vanished from {host.hostname}; the next boot rebuilds it"
@@ -104,26 +107,35 @@ def _reconcile_instance(host: Host, instance: Instance, domain, report: HostRepo
         except HypervisorError as exc:
             report.problems.append(f"{label} should run but could not be started: {exc}")
             return
-        report.repaired.append(f"{label}: restarted (it should be running)")
+        _repaired(report, instance, f"{label}: restarted (it should be running)")
         _set_status(instance, Instance.Status.RUNNING)
     elif not instance.booted and domain.running:
         instance.booted = True
         instance.save(update_fields=["booted", "updated"])
         _set_status(instance, Instance.Status.RUNNING)
-        report.repaired.append(f"{label}: running on the host, database said offline; now running")
+        _repaired(report, instance, f"{label}: running on the host, database said offline; now running")
     else:
         expected = Instance.Status.RUNNING if instance.booted else Instance.Status.OFFLINE
         if instance.status != expected:
-            report.repaired.append(f"{label}: status {instance.status} -> {expected}")
+            _repaired(report, instance, f"{label}: status {instance.status} -> {expected}")
             _set_status(instance, expected)
 
 
-def _rebuild(instance: Instance) -> None:
-    with transaction.atomic():
-        locked = Instance.objects.select_for_update().get(pk=instance.pk)
-        locked.status = Instance.Status.BOOTING
-        locked.save(update_fields=["status", "updated"])
-        jobs.job_start(instance=locked, action=Job.Action.BOOT, actor=None)
+def _rebuild(instance: Instance, host: Host) -> None:
+    instance_boot(
+        instance=instance,
+        actor=None,
+        origin=Origin.RECONCILE,
+        detail=f"its domain vanished from {host.hostname}: rebuilding it",
+    )
+
+
+def _repaired(report: HostReport, instance: Instance, line: str) -> None:
+    """A repair changes what an instance is or does: it is reported, and audited as the system's."""
+    report.repaired.append(line)
+    audit_record(
+        actor=None, origin=Origin.RECONCILE, action="instance.reconcile", target=instance, detail=line
+    )
 
 
 def _set_status(instance: Instance, status: str) -> None:
@@ -137,8 +149,10 @@ def _release_gone(host: Host, busy: set[int], report: HostReport) -> None:
     )
     for allocation in stale.select_related("instance"):
         allocation_release_and_clean(allocation=allocation)
-        report.repaired.append(
-            f"released the allocation of instance {allocation.instance_id} ({allocation.instance.status})"
+        _repaired(
+            report,
+            allocation.instance,
+            f"released the allocation of instance {allocation.instance_id} ({allocation.instance.status})",
         )
 
 

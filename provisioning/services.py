@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.flags import gpu_plans_visible, provisioning_enabled
 from accounts.models import Account
+from accounts.selectors import origin_of
 from accounts.services import audit_record
 from inventory.models import Image, InstanceType, Region
 from provisioning import jobs
@@ -138,8 +139,12 @@ def instance_create(
     booted: bool = True,
     tags: Sequence[str] = (),
     group: str = "",
+    origin: str | None = None,
 ) -> Instance:
-    """Validate, claim the resources and write the instance and its create job; the task runs on commit."""
+    """Validate, claim the resources and write the instance and its create job; the task runs on commit.
+
+    `origin` says who is behind it (accounts.models.Origin); by default what the actor is to the account.
+    """
     if not provisioning_enabled():
         raise ProvisioningDisabled(
             "Provisioning is paused by the operators; no new instances can be created now."
@@ -181,11 +186,19 @@ def instance_create(
         allocation = allocation_claim(instance=instance, plan=plan, region=region)
         instance.ipv4 = [_address_for(instance=instance)]
         instance.save(update_fields=["ipv4", "updated"])
-        jobs.job_start(
-            instance=instance, action=Job.Action.CREATE, actor=actor, params={"allocation": allocation.pk}
+        job = jobs.job_start(
+            instance=instance,
+            action=Job.Action.CREATE,
+            actor=actor,
+            origin=origin,
+            params={"allocation": allocation.pk},
         )
         audit_record(
-            actor=actor, action="instance.create", target=instance, detail=f"{plan.id} in {region.id}"
+            actor=actor,
+            origin=job.origin,
+            action="instance.create",
+            target=instance,
+            detail=f"{plan.id} in {region.id} (job {job.pk})",
         )
     return instance
 
@@ -207,6 +220,7 @@ def instance_update(
     label: str | None = None,
     tags: Sequence[str] | None = None,
     group: str | None = None,
+    origin: str | None = None,
 ) -> Instance:
     with transaction.atomic():
         instance = Instance.objects.select_for_update().get(pk=instance.pk)
@@ -230,12 +244,34 @@ def instance_update(
                     instance.save(update_fields=[*fields, "updated"])
             except IntegrityError as exc:
                 raise LabelTaken("Label must be unique among your linodes") from exc
-            audit_record(actor=actor, action="instance.update", target=instance, detail=", ".join(fields))
+            audit_record(
+                actor=actor,
+                origin=origin or origin_of(actor=actor, account=instance.account),
+                action="instance.update",
+                target=instance,
+                detail=", ".join(fields),
+            )
     return instance
 
 
+# The audit row of each power job names what it does, as the event does.
+AUDIT_ACTIONS = {
+    Job.Action.BOOT: "instance.boot",
+    Job.Action.SHUTDOWN: "instance.shutdown",
+    Job.Action.REBOOT: "instance.reboot",
+    Job.Action.DELETE: "instance.delete",
+}
+
+
 def _power_job(
-    *, instance: Instance, actor: AbstractBaseUser | None, action: str, status: str, booted: bool | None
+    *,
+    instance: Instance,
+    actor: AbstractBaseUser | None,
+    origin: str | None,
+    action: str,
+    status: str,
+    booted: bool | None,
+    detail: str = "",
 ) -> Job:
     with transaction.atomic():
         instance = Instance.objects.select_for_update().get(pk=instance.pk)
@@ -253,48 +289,70 @@ def _power_job(
         if booted is not None:
             instance.booted = booted
         instance.save(update_fields=["status", "booted", "updated"])
-        return jobs.job_start(instance=instance, action=action, actor=actor)
+        job = jobs.job_start(instance=instance, action=action, actor=actor, origin=origin)
+        audit_record(
+            actor=actor,
+            origin=job.origin,
+            action=AUDIT_ACTIONS[action],
+            target=instance,
+            detail=f"job {job.pk}" + (f": {detail}" if detail else ""),
+        )
+        return job
 
 
-def instance_boot(*, instance: Instance, actor: AbstractBaseUser | None) -> Job:
-    return _power_job(
-        instance=instance, actor=actor, action=Job.Action.BOOT, status=Instance.Status.BOOTING, booted=True
-    )
-
-
-def instance_shutdown(*, instance: Instance, actor: AbstractBaseUser | None) -> Job:
+def instance_boot(
+    *, instance: Instance, actor: AbstractBaseUser | None, origin: str | None = None, detail: str = ""
+) -> Job:
+    """Start the instance. `detail` says why, for the audit row, when the system boots it."""
     return _power_job(
         instance=instance,
         actor=actor,
+        origin=origin,
+        action=Job.Action.BOOT,
+        status=Instance.Status.BOOTING,
+        booted=True,
+        detail=detail,
+    )
+
+
+def instance_shutdown(
+    *, instance: Instance, actor: AbstractBaseUser | None, origin: str | None = None
+) -> Job:
+    return _power_job(
+        instance=instance,
+        actor=actor,
+        origin=origin,
         action=Job.Action.SHUTDOWN,
         status=Instance.Status.SHUTTING_DOWN,
         booted=False,
     )
 
 
-def instance_reboot(*, instance: Instance, actor: AbstractBaseUser | None) -> Job:
+def instance_reboot(*, instance: Instance, actor: AbstractBaseUser | None, origin: str | None = None) -> Job:
     return _power_job(
         instance=instance,
         actor=actor,
+        origin=origin,
         action=Job.Action.REBOOT,
         status=Instance.Status.REBOOTING,
         booted=True,
     )
 
 
-def instance_delete(*, instance: Instance, actor: AbstractBaseUser | None) -> Job:
-    job = _power_job(
+def instance_delete(*, instance: Instance, actor: AbstractBaseUser | None, origin: str | None = None) -> Job:
+    return _power_job(
         instance=instance,
         actor=actor,
+        origin=origin,
         action=Job.Action.DELETE,
         status=Instance.Status.DELETING,
         booted=False,
     )
-    audit_record(actor=actor, action="instance.delete", target=instance)
-    return job
 
 
-def instance_resize(*, instance: Instance, actor: AbstractBaseUser | None, plan: InstanceType) -> Job:
+def instance_resize(
+    *, instance: Instance, actor: AbstractBaseUser | None, plan: InstanceType, origin: str | None = None
+) -> Job:
     """Cold resize: the task shuts down, moves the allocation, redefines and boots again if it was running."""
     if plan.pk == instance.instance_type_id:
         raise InvalidRequest("Linode is already running this plan.", field="type")
@@ -314,13 +372,15 @@ def instance_resize(*, instance: Instance, actor: AbstractBaseUser | None, plan:
             instance=locked,
             action=Job.Action.RESIZE,
             actor=actor,
+            origin=origin,
             params={"from": locked.instance_type_id, "to": plan.pk, "was_running": locked.booted},
         )
         audit_record(
             actor=actor,
+            origin=job.origin,
             action="instance.resize",
             target=locked,
-            detail=f"{locked.instance_type_id} -> {plan.pk}",
+            detail=f"{locked.instance_type_id} -> {plan.pk} (job {job.pk})",
         )
     return job
 
