@@ -189,6 +189,9 @@ else:
 # Jobs retry transient hypervisor errors this many times, waiting base * 2^n seconds between tries.
 GPUADMIN_JOB_MAX_ATTEMPTS = env_int("GPUADMIN_JOB_MAX_ATTEMPTS", 5)
 GPUADMIN_JOB_BACKOFF_SECONDS = float(os.environ.get("GPUADMIN_JOB_BACKOFF_SECONDS", "1.0"))
+# A running job (and a GPU reset) holds a lease this many seconds, renewed while it runs; a lease that
+# expired means its worker died, and the sweep (every minute) runs the job again.
+GPUADMIN_JOB_LEASE_SECONDS = env_int("GPUADMIN_JOB_LEASE_SECONDS", 20)
 # How often the scheduled reconcile runs, in minutes.
 GPUADMIN_RECONCILE_MINUTES = env_int("GPUADMIN_RECONCILE_MINUTES", 5)
 

@@ -10,6 +10,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import libvirt
 
@@ -150,6 +151,15 @@ def _close_quietly(conn: libvirt.virConnect) -> None:
 
 
 default_pool = ConnectionPool()
+
+
+def is_test_driver(uri: str) -> bool:
+    """True for libvirt's test driver, in process (test:///...) or served by a daemon (test+unix://...).
+
+    Such a host has no hardware behind it: a PCI reset there is simulated, never a real one.
+    """
+    scheme = urlsplit(uri).scheme
+    return scheme == "test" or scheme.startswith("test+")
 
 
 def connect(uri: str) -> libvirt.virConnect:

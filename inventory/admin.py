@@ -7,7 +7,7 @@ from django.template.response import TemplateResponse
 from inventory.exceptions import InventoryError
 from inventory.models import GpuDevice, GpuModel, Host, HostCpu, Image, InstanceType, NumaNode, Region
 from inventory.selectors import host_topology
-from inventory.services import gpu_mark_faulty, gpu_return_to_service, host_set_state
+from inventory.services import gpu_mark_cleaned, gpu_mark_faulty, gpu_return_to_service, host_set_state
 from inventory.sync import HostSyncError, host_sync
 
 
@@ -94,10 +94,28 @@ class GpuDeviceInline(admin.TabularInline):
 
 @admin.register(Host)
 class HostAdmin(admin.ModelAdmin):
-    list_display = ["hostname", "region", "kind", "state", "state_reason", "generation", "last_synced_at"]
-    list_filter = ["region", "kind", "state"]
+    list_display = [
+        "hostname",
+        "region",
+        "kind",
+        "state",
+        "state_reason",
+        "simulated",
+        "generation",
+        "last_synced_at",
+    ]
+    list_filter = ["region", "kind", "state", "simulated"]
     search_fields = ["hostname"]
-    readonly_fields = ["generation", "last_synced_at", "created", "state", "state_reason", "topology"]
+    # `simulated` follows the URI at enrollment: a switch here could put unreset cards back on sale.
+    readonly_fields = [
+        "generation",
+        "last_synced_at",
+        "created",
+        "state",
+        "state_reason",
+        "simulated",
+        "topology",
+    ]
     inlines = [NumaNodeInline, GpuDeviceInline]
     actions = ["sync_from_libvirt", "enable_hosts", "drain_hosts", "maintenance_hosts", "disable_hosts"]
 
@@ -220,7 +238,7 @@ class GpuDeviceAdmin(admin.ModelAdmin):
     list_select_related = ["host", "model", "numa_node__host"]
     # State changes go through the actions below, which keep the NUMA counters exact and write the audit row.
     readonly_fields = ["missing_since", "state", "state_reason"]
-    actions = ["mark_faulty", "return_to_service"]
+    actions = ["mark_faulty", "return_to_service", "mark_cleaned"]
 
     @admin.action(description="Mark selected GPUs faulty (asks for the reason)", permissions=["change"])
     def mark_faulty(self, request, queryset):
@@ -254,6 +272,32 @@ class GpuDeviceAdmin(admin.ModelAdmin):
                 self.message_user(request, exc.message, messages.ERROR)
             else:
                 self.message_user(request, f"{gpu}: available.", messages.SUCCESS)
+
+    @admin.action(
+        description="Mark selected GPUs cleaned (reset confirmed by hand; asks how)", permissions=["change"]
+    )
+    def mark_cleaned(self, request, queryset):
+        if not confirmed(request):
+            return action_confirmation(
+                self,
+                request,
+                queryset.select_related("host").order_by("host__hostname", "pci_address"),
+                action="mark_cleaned",
+                title="Mark GPUs cleaned",
+                question="Put these cleaning or quarantined cards back on sale? Say how each was cleaned "
+                "(it goes in the audit log). A card an instance holds is refused.",
+                button="Yes, they are clean",
+                ask_reason=True,
+            )
+        note = request.POST.get("reason", "")
+        for gpu in queryset.select_related("host").order_by("host__hostname", "pci_address"):
+            try:
+                gpu_mark_cleaned(gpu=gpu, note=note, actor=request.user)
+            except InventoryError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(request, f"{gpu}: cleaned, available.", messages.SUCCESS)
+        return None
 
 
 @admin.register(InstanceType)

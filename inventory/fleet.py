@@ -111,6 +111,7 @@ def fleet_seed(
                         region=region,
                         hostname=n,
                         libvirt_uri="test:///default",
+                        simulated=True,
                         kind=shape.kind,
                         profile=profile,
                     )

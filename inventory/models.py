@@ -90,6 +90,11 @@ class Host(models.Model):
         blank=True,
         help_text="Hardware profile the host was built from (synthetic and test hosts).",
     )
+    simulated = models.BooleanField(
+        default=False,
+        help_text="A libvirt test-driver host: no hardware, so a GPU reset there is simulated (and recorded "
+        "as such). Set at enrollment from the URI; only a test-driver URI can be simulated.",
+    )
     generation = models.PositiveBigIntegerField(
         default=0,
         help_text="Bumped by every change a claim reads: claims, releases, card states, counters, topology.",
@@ -102,6 +107,13 @@ class Host(models.Model):
         constraints = [
             _choices_check("kind", HostKind, "host_kind_valid"),
             _choices_check("state", HostState, "host_state_valid"),
+            # A real host is never simulated: its cards are resold only after a real reset.
+            models.CheckConstraint(
+                condition=Q(simulated=False)
+                | Q(libvirt_uri__startswith="test:")
+                | Q(libvirt_uri__startswith="test+"),
+                name="host_simulated_only_on_test_driver",
+            ),
         ]
         indexes = [models.Index(fields=["region", "kind", "state"])]
 
@@ -240,6 +252,11 @@ class GpuDevice(models.Model):
     state_reason = models.CharField(max_length=255, blank=True)
     missing_since = models.DateTimeField(
         null=True, blank=True, help_text="Set when a sync no longer finds the card on the host."
+    )
+    reset_lease_expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="While a worker resets the card: until when it holds the reset (another worker waits).",
     )
 
     class Meta:

@@ -3,6 +3,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from accounts.services import audit_record
+from hypervisor.connection import is_test_driver
 from hypervisor.description import HostDescription
 from inventory.counters import gpu_set_state, numa_counters_recount
 from inventory.exceptions import GpuBusy, InvalidStateChange
@@ -31,10 +32,23 @@ def host_create(
     kind: str,
     description: HostDescription,
     profile: str = "",
+    simulated: bool | None = None,
 ) -> Host:
-    """Record a new host and its topology in one transaction."""
+    """Record a new host and its topology in one transaction.
+
+    A test-driver host is simulated unless the caller says otherwise (tests of the real-host paths do).
+    """
+    if simulated is None:
+        simulated = is_test_driver(libvirt_uri)
     with transaction.atomic():
-        host = Host(region=region, hostname=hostname, libvirt_uri=libvirt_uri, kind=kind, profile=profile)
+        host = Host(
+            region=region,
+            hostname=hostname,
+            libvirt_uri=libvirt_uri,
+            kind=kind,
+            profile=profile,
+            simulated=simulated,
+        )
         host.full_clean()
         host.save()
         host_record_topology(host=host, description=description)
@@ -176,5 +190,41 @@ def gpu_return_to_service(*, gpu: GpuDevice, actor: AbstractBaseUser | None) -> 
             action="gpu.return_to_service",
             target=gpu,
             detail=f"was {previous}" + (f": {previous_reason}" if previous_reason else ""),
+        )
+    return gpu
+
+
+# A card waits in these states for a confirmed reset; staff who cleaned it by hand say so.
+HYGIENE_GPU_STATES = (GpuDevice.State.CLEANING, GpuDevice.State.QUARANTINED)
+
+
+def gpu_mark_cleaned(*, gpu: GpuDevice, note: str, actor: AbstractBaseUser | None) -> GpuDevice:
+    """Put a card that waits for a reset (cleaning, or quarantined after one failed) back on sale: a person
+    confirms it is clean and says how. Refused for a card an instance holds."""
+    note = note.strip()
+    if not note:
+        raise InvalidStateChange(
+            "Say how the card was cleaned (e.g. host power-cycled): it is kept in the audit log."
+        )
+    with transaction.atomic():
+        Host.objects.select_for_update().filter(pk=gpu.host_id).first()
+        gpu = GpuDevice.objects.select_related("host").get(pk=gpu.pk)
+        holder = gpu_holder_id(gpu=gpu)
+        if holder is not None:
+            raise GpuBusy(f"{gpu.pci_address} on {gpu.host} is in use by instance {holder}")
+        if gpu.state not in HYGIENE_GPU_STATES:
+            raise InvalidStateChange(
+                f"{gpu.pci_address} on {gpu.host} is {gpu.state}: only a card that is cleaning or "
+                "quarantined can be marked cleaned."
+            )
+        previous, previous_reason = gpu.state, gpu.state_reason
+        gpu = gpu_set_state(gpu=gpu, state=GpuDevice.State.AVAILABLE, reason="")
+        # A worker still resetting it finds it no longer cleaning and leaves it alone.
+        GpuDevice.objects.filter(pk=gpu.pk).update(reset_lease_expires_at=None)
+        audit_record(
+            actor=actor,
+            action="gpu.cleaned",
+            target=gpu,
+            detail=f"{note} (was {previous}" + (f": {previous_reason})" if previous_reason else ")"),
         )
     return gpu

@@ -66,7 +66,13 @@ def host_sync(*, host: Host, description: HostDescription | None = None) -> Sync
 
 
 def host_enroll(
-    *, region: Region, hostname: str, libvirt_uri: str, kind: str, profile: str = ""
+    *,
+    region: Region,
+    hostname: str,
+    libvirt_uri: str,
+    kind: str,
+    profile: str = "",
+    simulated: bool | None = None,
 ) -> tuple[Host, SyncReport]:
     """Add a host as discovery finds it: read libvirt, then create the host and its topology in one go."""
     try:
@@ -81,6 +87,7 @@ def host_enroll(
             kind=kind,
             description=HostDescription(hostname=hostname, cells=()),
             profile=profile,
+            simulated=simulated,
         )
         report = host_sync(host=host, description=description)
     host.refresh_from_db()

@@ -256,7 +256,7 @@ def test_malformed_capabilities_fail_the_sync_naming_the_host_and_change_nothing
 
 def test_a_refused_connection_fails_the_sync_naming_the_host_and_changes_nothing():
     host = make_profile_host(RTX6000_2X2)
-    Host.objects.filter(pk=host.pk).update(libvirt_uri="qemu+tcp://127.0.0.1:1/system")
+    Host.objects.filter(pk=host.pk).update(libvirt_uri="qemu+tcp://127.0.0.1:1/system", simulated=False)
     host.refresh_from_db()
     before = rows(host)
     with pytest.raises(

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 def test_staff_sync_hosts_from_the_admin_and_a_broken_host_is_a_message_not_a_traceback(client):
     good = make_profile_host(RTX6000_2X2, hostname="gpu-admin-good")
     bad = make_profile_host(RTX6000_2X2, hostname="gpu-admin-bad")
-    Host.objects.filter(pk=bad.pk).update(libvirt_uri="qemu+tcp://127.0.0.1:1/system")
+    Host.objects.filter(pk=bad.pk).update(libvirt_uri="qemu+tcp://127.0.0.1:1/system", simulated=False)
     client.force_login(make_user(staff=True))
     response = client.post(
         reverse("admin:inventory_host_changelist"),

@@ -43,7 +43,7 @@ def test_it_prints_what_changed_per_host_and_unchanged_hosts_as_such(tmp_path):
 def test_a_failed_host_makes_it_exit_non_zero_after_syncing_the_others():
     good = make_profile_host(RTX6000_2X2, hostname="gpu-good")
     bad = make_profile_host(RTX6000_2X2, hostname="gpu-bad")
-    Host.objects.filter(pk=bad.pk).update(libvirt_uri="qemu+tcp://127.0.0.1:1/system")
+    Host.objects.filter(pk=bad.pk).update(libvirt_uri="qemu+tcp://127.0.0.1:1/system", simulated=False)
     out, err = StringIO(), StringIO()
     with pytest.raises(CommandError, match="2 host\\(s\\) not synced"):
         call_command("sync_hosts", "gpu-bad", "gpu-good", "gpu-nowhere", stdout=out, stderr=err)

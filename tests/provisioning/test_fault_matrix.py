@@ -5,6 +5,7 @@ import pytest
 
 from hypervisor import faults
 from hypervisor.faults import Step
+from inventory.models import GpuDevice
 from provisioning.models import Allocation, Instance, Job
 from provisioning.services import (
     instance_boot,
@@ -103,4 +104,51 @@ def test_every_task_run_twice_ends_in_the_same_place(
     instance.refresh_from_db()
     assert (instance.status, instance.instance_type_id, domain_state(instance)) == before
     assert list(Allocation.objects.filter(instance=instance).values_list("pk", "released_at")) == allocations
+    assert_consistent(instance)
+
+
+def _delete(instance, user, plans, run_tasks):
+    run_tasks(instance_delete, instance=instance, actor=user)
+
+
+def _resize_down(instance, user, plans, run_tasks):
+    run_tasks(instance_resize, instance=instance, actor=user, plan=plans[1])
+
+
+RELEASES = {"delete": _delete, "resize-down": _resize_down}
+RESET_CASES = [
+    (release, kind) for release in (*RELEASES, "failed-create") for kind in ("transient", "permanent")
+]
+
+
+@pytest.mark.parametrize(("release", "kind"), RESET_CASES, ids=[f"{r}-reset-{k}" for r, k in RESET_CASES])
+def test_fault_matrix_reset_step(release, kind, gpu_host, employee, plans, region, image, run_tasks):
+    """The reset after a tenant is a step too: a transient fault is retried, a permanent one quarantines the
+    card with the reason. Either way the instance is consistent and no card is back on sale unreset."""
+    uri = gpu_host.libvirt_uri
+    reset = dict(uri=uri, permanent=kind == "permanent", times=None if kind == "permanent" else 1)
+    if release == "failed-create":
+        faults.inject(Step.DEFINE, uri=uri, permanent=True, times=None)
+        faults.inject(Step.RESET, **reset)
+        instance = run_tasks(create, user=employee, plan=plans[2], region=region, image=image)
+        released = set(Allocation.objects.get(instance=instance).gpus.values_list("gpu_id", flat=True))
+    else:
+        instance = run_tasks(create, user=employee, plan=plans[2], region=region, image=image)
+        held = set(Allocation.objects.get(instance=instance).gpus.values_list("gpu_id", flat=True))
+        faults.inject(Step.RESET, **reset)
+        RELEASES[release](instance, employee, plans, run_tasks)
+        kept = set(
+            Allocation.objects.filter(instance=instance, released_at__isnull=True).values_list(
+                "gpus__gpu_id", flat=True
+            )
+        )
+        released = held - kept
+    assert len(released) in (1, 2)
+    states = {gpu.state: gpu.state_reason for gpu in GpuDevice.objects.filter(pk__in=released)}
+    if kind == "transient":
+        assert set(states) == {GpuDevice.State.AVAILABLE}
+    else:
+        assert set(states) == {GpuDevice.State.QUARANTINED}
+        assert all(reason.startswith("reset failed") for reason in states.values())
+    faults.clear()
     assert_consistent(instance)

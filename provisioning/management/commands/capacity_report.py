@@ -65,6 +65,7 @@ def _counts(counts: GpuCounts) -> str:
     shown = [f"total {counts.total}"] + [
         f"{name.replace('_', ' ')} {getattr(counts, name)}"
         for name in ("allocated", "free", "stranded", *GpuCounts.BUCKETS[2:])
-        if getattr(counts, name) or name in ("allocated", "free")
+        # Cards waiting for a reset, or quarantined after one failed, are always shown: they are owed work.
+        if getattr(counts, name) or name in ("allocated", "free", "cleaning", "quarantined")
     ]
     return ", ".join(shown)
