@@ -10,6 +10,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from gpuadmin.api.limits import DEFAULT_MAX_BODY_BYTES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("GPUADMIN_VAR_DIR", BASE_DIR / "var"))
 
@@ -76,6 +78,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Refuses what no /v4 endpoint can mean (too long, too large, control characters) before any work.
+    "gpuadmin.api.middleware.ApiInputGuard",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -209,6 +213,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # The public API (gpuadmin.api): Linode's error body everywhere, Linode's timestamps (UTC).
     "EXCEPTION_HANDLER": "gpuadmin.api.errors.exception_handler",
+    # JSON only, read by gpuadmin.api.inputs' rules (depth, finite numbers, no control characters).
+    "DEFAULT_PARSER_CLASSES": ["gpuadmin.api.parsers.LinodeJSONParser"],
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S",
 }
 SPECTACULAR_SETTINGS = {
@@ -221,6 +227,8 @@ SPECTACULAR_SETTINGS = {
         "gpuadmin.api.schema.shared_responses",
     ],
 }
+# The largest request body the API reads, in bytes; a larger one is a 413 before it is read.
+GPUADMIN_API_MAX_BODY_BYTES = env_int("GPUADMIN_API_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
 # Requests allowed per token (per address without one): bucket -> (requests, seconds). Linode's figures.
 GPUADMIN_API_RATE_LIMITS = {
     "requests": (env_int("GPUADMIN_API_RATE_REQUESTS", 800), 120),

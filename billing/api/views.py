@@ -1,5 +1,3 @@
-from decimal import Decimal, InvalidOperation
-
 from django.http import Http404
 
 from billing import selectors
@@ -7,22 +5,12 @@ from billing.api.serializers import InvoiceItemSerializer, InvoiceSerializer
 from gpuadmin.api import filtering as f
 from gpuadmin.api.views import LinodeDetailView, LinodeListView
 
-
-def _amount(value) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError("a number")
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError("a number") from None
-
-
 INVOICE_FILTERS = {
     "id": f.integer("id"),
     "date": f.timestamp("date"),
     "label": f.constant("Invoice"),
-    "subtotal": f.Field("subtotal", _amount),
-    "total": f.Field("total", _amount),
+    "subtotal": f.decimal("subtotal"),
+    "total": f.decimal("total"),
 }
 ITEM_FILTERS = {
     "label": f.text("label"),

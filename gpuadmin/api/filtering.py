@@ -9,23 +9,34 @@
 Each list view declares which keys it accepts and what they mean in the database. A key it does not
 declare is refused with a 400 naming it (a silently ignored filter would return rows the client did
 not ask for); unknown operators and top-level `+` keys such as `+limit` are ignored, as Linode does.
+The header is JSON read by gpuadmin.api.inputs' rules (no control characters, finite numbers only), and
+values are checked against their column's range: the database is never handed what it would refuse.
 """
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db.models import Q
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import BaseFilterBackend
 
+from gpuadmin.api.inputs import load_json
+from gpuadmin.api.limits import MAX_FILTER_LENGTH
+
 HEADER = "X-Filter"
-MAX_HEADER_LENGTH = 8192
+MAX_HEADER_LENGTH = MAX_FILTER_LENGTH
 MAX_DEPTH = 8
+# Amounts are compared with money columns (12 digits, 2 decimals): anything this large matches nothing
+# a column can hold, and PostgreSQL would refuse to compare a numeric of a million digits.
+MAX_AMOUNT = Decimal(10) ** 15
 COMPARISONS = {"+gt": "gt", "+gte": "gte", "+lt": "lt", "+lte": "lte"}
 NOTHING = Q(pk__in=[])
+INTEGER_TEXT = re.compile(r"-?[0-9]{1,20}")  # ASCII digits only: str.isdigit() also takes "²" and "１"
 
 
 class FilterError(ValidationError):
@@ -40,12 +51,24 @@ def _text(value: Any) -> str:
 
 
 def _integer(value: Any) -> int:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 24:
+    if isinstance(value, str) and INTEGER_TEXT.fullmatch(value.strip()):
         value = int(value)
     # Outside a bigint the database raises instead of answering, so such a value is refused here.
     if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
         raise ValueError("an integer")
     return value
+
+
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("a number")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError("a number") from None
+    if not number.is_finite() or abs(number) >= MAX_AMOUNT:
+        raise ValueError(f"a finite number below {MAX_AMOUNT:.0e}")
+    return number
 
 
 def boolean_value(value: Any) -> bool:
@@ -126,6 +149,10 @@ def integer(lookup: str) -> Field:
     return Field(lookup, _integer)
 
 
+def decimal(lookup: str) -> Field:
+    return Field(lookup, _decimal)
+
+
 def boolean(lookup: str) -> Field:
     return Field(lookup, boolean_value)
 
@@ -153,10 +180,9 @@ def parse_filter(header: str | None, fields: Mapping[str, Field]) -> ParsedFilte
         return ParsedFilter(Q(), None)
     if len(header) > MAX_HEADER_LENGTH:
         raise FilterError(f"{HEADER} is longer than {MAX_HEADER_LENGTH} characters")
-    try:
-        document = json.loads(header)
-    except ValueError:
-        raise FilterError(f"{HEADER} is not valid JSON") from None
+    document = load_json(
+        header, what=HEADER, field=HEADER, not_json=f"{HEADER} is not valid JSON", explain=False
+    )
     if not isinstance(document, dict):
         raise FilterError(f"{HEADER} must be a JSON object")
     condition = _conditions(document, fields, depth=0)

@@ -2,7 +2,6 @@
 
 from rest_framework import generics
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
@@ -11,6 +10,7 @@ from accounts.selectors import account_of
 from gpuadmin.api.authentication import BearerTokenAuthentication
 from gpuadmin.api.filtering import XFilterBackend
 from gpuadmin.api.pagination import LinodePagination
+from gpuadmin.api.parsers import LinodeJSONParser
 from gpuadmin.api.permissions import PUBLIC, TokenScope, required_scope
 from gpuadmin.api.throttling import LinodeRateLimit, rate_limit_headers
 
@@ -23,7 +23,7 @@ class LinodeMixin:
     permission_classes = [TokenScope]
     throttle_classes = [LinodeRateLimit]
     renderer_classes = [JSONRenderer]
-    parser_classes = [JSONParser]
+    parser_classes = [LinodeJSONParser]
     rate_buckets: dict[str, tuple[str, ...]] = {}
 
     def finalize_response(self, request, response, *args, **kwargs):
