@@ -24,6 +24,13 @@ class AccountAdmin(admin.ModelAdmin):
     search_fields = ["name", "email", "company"]
     inlines = [MembershipInline]
 
+    def get_search_results(self, request, queryset, search_term):
+        queryset, duplicates = super().get_search_results(request, queryset, search_term)
+        if request.path.endswith("/autocomplete/") and request.GET.get("model_name") == "instance":
+            # Choosing who a new instance is for (the spin-up form): an inactive account cannot own one.
+            queryset = queryset.filter(active=True)
+        return queryset, duplicates
+
 
 @admin.register(AuditRecord)
 class AuditRecordAdmin(admin.ModelAdmin):

@@ -7,6 +7,9 @@ instead of importing it.
 from django.contrib.auth.models import AbstractBaseUser
 from waffle import get_waffle_flag_model, switch_is_active
 
+from accounts.models import Account
+from accounts.selectors import account_of
+
 GPU_INSTANCES = "gpu_instances"
 PROVISIONING_ENABLED = "provisioning_enabled"
 
@@ -23,8 +26,34 @@ def flag_active_for(*, name: str, user: AbstractBaseUser | None) -> bool:
     return bool(flag.is_active_for_user(user))
 
 
+def flag_active_for_account(*, name: str, account: Account) -> bool:
+    """Whether a flag is on for a whole account: for everyone, or for the account (by kind or by name)."""
+    flag = get_waffle_flag_model().get(name)
+    if not flag.pk:
+        return False
+    if flag.everyone is not None:
+        return bool(flag.everyone)
+    return bool(flag.is_active_for_account(account))
+
+
 def gpu_plans_visible(*, user: AbstractBaseUser | None) -> bool:
     return flag_active_for(name=GPU_INSTANCES, user=user)
+
+
+def gpu_plans_visible_to_account(*, account: Account) -> bool:
+    return flag_active_for_account(name=GPU_INSTANCES, account=account)
+
+
+def gpu_plans_visible_for(*, actor: AbstractBaseUser | None, account: Account) -> bool:
+    """Whether `actor` may buy GPU plans for `account`: the flag as the account's own user sees it.
+
+    A user of the account is asked about as a person (a user or group entry lets them in, as in the
+    API); anyone acting for another account (staff) is not, so staff cannot create for an account what
+    that account could not create itself."""
+    own = account_of(user=actor)
+    if own is not None and own.pk == account.pk:
+        return gpu_plans_visible(user=actor)
+    return gpu_plans_visible_to_account(account=account)
 
 
 def provisioning_enabled() -> bool:

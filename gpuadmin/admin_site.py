@@ -16,11 +16,11 @@ class GpuAdminSite(admin.AdminSite):
     index_template = "admin/gpuadmin/index.html"
 
     def get_urls(self):
-        from gpuadmin import dashboard
+        from gpuadmin import dashboard, spin_up
 
         return [
             path("capacity/", self.admin_view(dashboard.capacity_view), name="capacity"),
-            path("spin-up/", self.admin_view(dashboard.spin_up_view), name="spin_up"),
+            path("spin-up/", self.admin_view(spin_up.spin_up_view), name="spin_up"),
             *super().get_urls(),
         ]
 

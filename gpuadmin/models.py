@@ -28,6 +28,12 @@ class Flag(AbstractUserFlag):
         account = account_of(user=user)
         if account is None:
             return None
+        return self.is_active_for_account(account)
+
+    def is_active_for_account(self, account) -> bool | None:
+        """Whether the flag lets a whole account in (every employee account, or this one by name).
+
+        Users, groups, staff and superusers are per person: they never let an account in."""
         if self.employee_accounts and account.is_employee:
             return True
         if self.pk and self.accounts.filter(pk=account.pk).exists():

@@ -12,10 +12,10 @@ from waffle.models import Switch
 from accounts.flags import GPU_INSTANCES, PROVISIONING_ENABLED, gpu_plans_visible
 from accounts.models import Account
 from gpuadmin.models import Flag
-from inventory.models import NumaNode, Region
+from inventory.models import InstanceType, NumaNode, Region
 from inventory.selectors import HostCapacity, PlanSellable, RegionCapacity, region_capacity
 
-__all__ = ["FlagAudience", "FleetOverview", "fleet_overview", "gpu_plans_audience"]
+__all__ = ["FlagAudience", "FleetOverview", "fleet_overview", "gpu_plans_audience", "gpu_sellable_by_region"]
 
 # Listed accounts and users shown by name on the dashboard; the rest are counted.
 NAMES_SHOWN = 8
@@ -96,6 +96,24 @@ def fleet_overview(*, region: str | None = None, with_hosts: bool = True) -> Fle
         for summary in summaries
     ]
     return FleetOverview(regions=lines, region_ids=sorted(regions))
+
+
+def gpu_sellable_by_region() -> dict[str, dict[str, int]]:
+    """How many more of each GPU plan each region can sell now: {region: {plan: count}}, every region
+    and every GPU plan present (0 where nothing fits). region_capacity's simulation, without the hosts."""
+    plans = list(
+        InstanceType.objects.filter(type_class=InstanceType.TypeClass.GPU, deprecated=False).values_list(
+            "id", flat=True
+        )
+    )
+    sellable = {
+        region_id: dict.fromkeys(plans, 0) for region_id in Region.objects.values_list("id", flat=True)
+    }
+    for summary in region_capacity(with_hosts=False):
+        for plan in summary.sellable:
+            if plan.plan in sellable.get(summary.region, {}):
+                sellable[summary.region][plan.plan] += plan.sellable
+    return sellable
 
 
 @dataclass(frozen=True)

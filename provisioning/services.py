@@ -11,20 +11,23 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.flags import gpu_plans_visible, provisioning_enabled
+from accounts.flags import gpu_plans_visible, gpu_plans_visible_for, provisioning_enabled
 from accounts.models import Account
-from accounts.selectors import origin_of
+from accounts.selectors import account_of, origin_of
 from accounts.services import audit_record
 from inventory.models import Image, InstanceType, Region
+from inventory.selectors import plan_available
 from provisioning import jobs
-from provisioning.claims import allocation_claim
+from provisioning.claims import allocation_claim, capacity_explanation
 from provisioning.cloudinit import user_data
 from provisioning.exceptions import (
     InstanceBusy,
     InvalidRequest,
     LabelTaken,
+    NoCapacity,
     PlanNotFound,
     ProvisioningDisabled,
+    ProvisioningError,
     RegionNotValid,
 )
 from provisioning.models import LABEL_RE, Instance, Job
@@ -86,6 +89,14 @@ def _validate_tags(tags: Sequence[str]) -> list[str]:
     return cleaned
 
 
+def validate_authorized_keys(authorized_keys: Sequence[str]) -> None:
+    for key in authorized_keys:
+        if not isinstance(key, str) or not key.startswith(SSH_KEY_PREFIXES) or "\n" in key:
+            raise InvalidRequest(
+                "authorized_keys must be SSH public keys, one per entry.", field="authorized_keys"
+            )
+
+
 def _validate_credentials(
     *, image: Image | None, root_pass: str | None, authorized_keys: Sequence[str]
 ) -> None:
@@ -100,11 +111,7 @@ def _validate_credentials(
                 "root_pass must contain at least three of: lower case, upper case, digits, punctuation.",
                 field="root_pass",
             )
-    for key in authorized_keys:
-        if not isinstance(key, str) or not key.startswith(SSH_KEY_PREFIXES) or "\n" in key:
-            raise InvalidRequest(
-                "authorized_keys must be SSH public keys, one per entry.", field="authorized_keys"
-            )
+    validate_authorized_keys(authorized_keys)
     if image is not None and not root_pass and not authorized_keys:
         raise InvalidRequest("root_pass is required when deploying an image.", field="root_pass")
     if image is None and (root_pass or authorized_keys):
@@ -126,6 +133,60 @@ def _label_is_taken(*, account: Account, label: str, exclude: Instance | None = 
     return taken.exists()
 
 
+def _plan_visible_check(*, account: Account, actor: AbstractBaseUser | None, plan: InstanceType) -> None:
+    if not plan.is_gpu or gpu_plans_visible_for(actor=actor, account=account):
+        return
+    own = account_of(user=actor)
+    if own is not None and own.pk == account.pk:
+        raise PlanNotFound("A valid plan type by that ID was not found")
+    # Staff acting for the account: the same refusal, in words that say whose flag decided.
+    raise PlanNotFound(
+        f"{account.name} does not see GPU plans: the gpu_instances flag does not let this account in "
+        "(add it to the flag, or launch)."
+    )
+
+
+def instance_create_problems(
+    *,
+    account: Account,
+    actor: AbstractBaseUser | None,
+    plan: InstanceType,
+    region: Region,
+    image: Image | None,
+    label: str | None = None,
+    root_pass: str | None = None,
+    authorized_keys: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    with_capacity: bool = True,
+) -> list[ProvisioningError]:
+    """Every reason instance_create would refuse this request now, in the order it checks them; writes
+    nothing. A form shows them all at once; instance_create raises the first."""
+    problems: list[ProvisioningError] = []
+
+    def check(call, *args, **kwargs) -> bool:
+        try:
+            call(*args, **kwargs)
+        except ProvisioningError as exc:
+            problems.append(exc)
+            return False
+        return True
+
+    if not provisioning_enabled():
+        problems.append(
+            ProvisioningDisabled(
+                "Provisioning is paused by the operators; no new instances can be created now."
+            )
+        )
+    plan_ok = check(_plan_visible_check, account=account, actor=actor, plan=plan)
+    check(_validate_credentials, image=image, root_pass=root_pass, authorized_keys=list(authorized_keys))
+    check(_validate_tags, tags)
+    if label is not None and check(validate_label, label) and _label_is_taken(account=account, label=label):
+        problems.append(LabelTaken("Label must be unique among your linodes"))
+    if with_capacity and plan_ok and not plan_available(plan=plan, region=region):
+        problems.append(NoCapacity(capacity_explanation(plan=plan, region=region)))
+    return problems
+
+
 def instance_create(
     *,
     account: Account,
@@ -144,18 +205,24 @@ def instance_create(
     """Validate, claim the resources and write the instance and its create job; the task runs on commit.
 
     `origin` says who is behind it (accounts.models.Origin); by default what the actor is to the account.
+    The GPU flag is the account's (gpu_plans_visible_for): staff cannot buy what the account cannot.
     """
-    if not provisioning_enabled():
-        raise ProvisioningDisabled(
-            "Provisioning is paused by the operators; no new instances can be created now."
-        )
-    if plan.is_gpu and not gpu_plans_visible(user=actor):
-        raise PlanNotFound("A valid plan type by that ID was not found")
     authorized_keys = list(authorized_keys)
-    _validate_credentials(image=image, root_pass=root_pass, authorized_keys=authorized_keys)
+    problems = instance_create_problems(
+        account=account,
+        actor=actor,
+        plan=plan,
+        region=region,
+        image=image,
+        label=label,
+        root_pass=root_pass,
+        authorized_keys=authorized_keys,
+        tags=tags,
+        with_capacity=False,  # the claim decides, under its locks
+    )
+    if problems:
+        raise problems[0]
     tags = _validate_tags(tags)
-    if label is not None:
-        validate_label(label)
     with transaction.atomic():
         if label is None:
             label = _generated_label(account=account, region=region, plan=plan)
@@ -183,16 +250,7 @@ def instance_create(
                 instance.save()
         except IntegrityError as exc:
             raise LabelTaken("Label must be unique among your linodes") from exc
-        allocation = allocation_claim(instance=instance, plan=plan, region=region)
-        instance.ipv4 = [_address_for(instance=instance)]
-        instance.save(update_fields=["ipv4", "updated"])
-        job = jobs.job_start(
-            instance=instance,
-            action=Job.Action.CREATE,
-            actor=actor,
-            origin=origin,
-            params={"allocation": allocation.pk},
-        )
+        job = _claim_and_start_create(instance=instance, actor=actor, origin=origin)
         audit_record(
             actor=actor,
             origin=job.origin,
@@ -201,6 +259,21 @@ def instance_create(
             detail=f"{plan.id} in {region.id} (job {job.pk})",
         )
     return instance
+
+
+def _claim_and_start_create(*, instance: Instance, actor: AbstractBaseUser | None, origin: str | None) -> Job:
+    """Claim what the instance's plan needs in its region and write its create job (inside the caller's
+    transaction): the part of a create that a retry of a failed create does again."""
+    allocation = allocation_claim(instance=instance, plan=instance.instance_type, region=instance.region)
+    instance.ipv4 = [_address_for(instance=instance)]
+    instance.save(update_fields=["ipv4", "updated"])
+    return jobs.job_start(
+        instance=instance,
+        action=Job.Action.CREATE,
+        actor=actor,
+        origin=origin,
+        params={"allocation": allocation.pk},
+    )
 
 
 def _address_for(*, instance: Instance) -> str:

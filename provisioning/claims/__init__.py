@@ -3,6 +3,11 @@
 `services` holds the three transactions and their rules; `rows` is the claim's hot path in plain SQL.
 """
 
-from provisioning.claims.services import allocation_claim, allocation_move, allocation_release
+from provisioning.claims.services import (
+    allocation_claim,
+    allocation_move,
+    allocation_release,
+    capacity_explanation,
+)
 
-__all__ = ["allocation_claim", "allocation_move", "allocation_release"]
+__all__ = ["allocation_claim", "allocation_move", "allocation_release", "capacity_explanation"]

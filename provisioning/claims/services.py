@@ -29,7 +29,7 @@ from provisioning.exceptions import InvalidRequest, NoCapacity
 from provisioning.models import Allocation, Instance
 from provisioning.placement import Policy, RequestLabels, best_fit, explain, first_fit, ranked, spread
 
-__all__ = ["allocation_claim", "allocation_move", "allocation_release"]
+__all__ = ["allocation_claim", "allocation_move", "allocation_release", "capacity_explanation"]
 
 # Candidate nodes read per round (both nodes of a host may appear). Locked hosts are skipped and the
 # next window read, so concurrent claims spread over the fleet instead of queueing on one host.
@@ -398,6 +398,11 @@ def _write(
         memory=memory,
         counters=counters,
     )
+
+
+def capacity_explanation(*, plan: InstanceType, region: Region) -> str:
+    """What a claim of `plan` in `region` would answer now if nothing fits (Linode's sentence, then why)."""
+    return _explain(shape=Shape.of(plan), plan=plan, region=region)
 
 
 def _explain(*, shape: Shape, plan: InstanceType, region: Region) -> str:

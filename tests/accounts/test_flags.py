@@ -1,6 +1,12 @@
 import pytest
 
-from accounts.flags import GPU_INSTANCES, gpu_plans_visible, provisioning_enabled
+from accounts.flags import (
+    GPU_INSTANCES,
+    gpu_plans_visible,
+    gpu_plans_visible_for,
+    gpu_plans_visible_to_account,
+    provisioning_enabled,
+)
 from accounts.models import Account
 from gpuadmin.models import Flag
 from tests.builders import make_account, make_user
@@ -35,3 +41,26 @@ def test_launch_is_everyone_on_and_kill_is_everyone_off():
 
 def test_provisioning_switch_starts_on():
     assert provisioning_enabled()
+
+
+def test_an_accounts_own_access_counts_its_kind_its_name_and_the_launch_never_a_persons_entry():
+    flag = Flag.objects.get(name=GPU_INSTANCES)
+    employees, listed, plain = make_account(kind=Account.Kind.EMPLOYEE), make_account(), make_account()
+    flag.accounts.add(listed)
+    person = make_user(account=plain)
+    flag.users.add(person)  # lets this user in, not the account
+    staff = make_user(staff=True)  # a superuser: in the flag's audience as a person
+
+    assert gpu_plans_visible_to_account(account=employees)
+    assert gpu_plans_visible_to_account(account=listed)
+    assert not gpu_plans_visible_to_account(account=plain)
+    # Acting for an account: its own user is asked about as a person, anyone else gets the account's answer.
+    assert gpu_plans_visible_for(actor=person, account=plain)
+    assert not gpu_plans_visible_for(actor=staff, account=plain)
+    assert gpu_plans_visible_for(actor=staff, account=listed)
+    assert not gpu_plans_visible_for(actor=None, account=plain)
+
+    Flag.objects.filter(pk=flag.pk).update(everyone=True)
+    assert gpu_plans_visible_to_account(account=plain)
+    Flag.objects.filter(pk=flag.pk).update(everyone=False)
+    assert not gpu_plans_visible_to_account(account=employees)

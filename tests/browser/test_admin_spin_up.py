@@ -44,7 +44,15 @@ def test_sign_in_read_the_dashboard_and_spin_up_a_gpu_linode(live_server, browse
 
     browser.find_element(By.ID, "spin-up-gpu-linode").click()
     wait_for(browser, seen.presence_of_element_located((By.ID, "spin-up-form")))
-    Select(browser.find_element(By.NAME, "account")).select_by_visible_text("Render Farm")
+    # The account is an admin autocomplete (select2): type, then pick the match.
+    browser.find_element(By.CSS_SELECTOR, ".field-account .select2-selection").click()
+    browser.find_element(By.CSS_SELECTOR, ".select2-search__field").send_keys("Render")
+    wait_for(
+        browser,
+        seen.element_to_be_clickable(
+            (By.XPATH, "//li[contains(@class, 'select2-results__option')][.='Render Farm']")
+        ),
+    ).click()
     Select(browser.find_element(By.NAME, "plan")).select_by_value("g1-gpu-rtx6000-2")
     Select(browser.find_element(By.NAME, "region")).select_by_value("us-east")
     Select(browser.find_element(By.NAME, "image")).select_by_value("linode/ubuntu22.04")

@@ -7,8 +7,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 
+from accounts.flags import GPU_INSTANCES
 from accounts.models import Account
 from accounts.services import account_create
+from gpuadmin.models import Flag
 from inventory.models import Host, Image, InstanceType, Region
 from tests.builders import make_gpu_host, make_gpu_plan, make_image, make_region, make_user
 
@@ -23,13 +25,17 @@ class Fleet:
 
 
 def build_fleet(*, hosts: int = 2, region_id: str = "us-east") -> Fleet:
+    """`hosts` RTX 6000 hosts (2 nodes x 2 cards) and a customer account in the GPU beta: the
+    gpu_instances flag names it, so staff may spin up GPU Linodes for it."""
     region = make_region(region_id)
+    customer = account_create(name="Render Farm", email="ops@render.example")
+    Flag.objects.get(name=GPU_INSTANCES).accounts.add(customer)
     return Fleet(
         region=region,
         hosts=[make_gpu_host(region=region) for _ in range(hosts)],
         plans={gpus: make_gpu_plan(gpus) for gpus in (1, 2, 3, 4)},
         image=make_image("linode/ubuntu22.04"),
-        customer=account_create(name="Render Farm", email="ops@render.example"),
+        customer=customer,
     )
 
 

@@ -15,7 +15,7 @@ from provisioning.exceptions import (
     ProvisioningDisabled,
 )
 from provisioning.models import Allocation, Instance, Job
-from provisioning.services import instance_create, instance_update, plan_for
+from provisioning.services import instance_create, instance_create_problems, instance_update, plan_for
 from provisioning.tasks import run_job
 from tests.builders import make_user
 from tests.provisioning.helpers import ROOT_PASS, create, domain_state, last_job
@@ -165,3 +165,31 @@ def test_cards_in_cleaning_are_not_given_out(gpu_host, employee, plans, region, 
     numa_counters_recount(host=gpu_host)
     with pytest.raises(NoCapacity):
         create(user=employee, plan=plans[1], region=region, image=image)
+
+
+def test_create_problems_lists_every_refusal_in_the_order_create_raises_them(
+    employee, gpu_host, plans, region, image, run_tasks
+):
+    run_tasks(create, user=employee, plan=plans[1], region=region, image=image, label="taken")
+    # One of the host's four cards is taken now, so a 4-GPU plan fits nowhere.
+    Switch.objects.filter(name=PROVISIONING_ENABLED).update(active=False)
+    request = {
+        "account": employee.membership.account,
+        "actor": employee,
+        "plan": plans[4],
+        "region": region,
+        "image": image,
+        "label": "taken",
+        "root_pass": ROOT_PASS,
+        "authorized_keys": ["not a key"],
+    }
+
+    problems = instance_create_problems(**request)
+
+    assert [type(p) for p in problems] == [ProvisioningDisabled, InvalidRequest, LabelTaken, NoCapacity]
+    assert problems[1].field == "authorized_keys"
+    assert Instance.objects.count() == 1  # nothing written
+    with pytest.raises(ProvisioningDisabled):
+        instance_create(**request)
+    # Without capacity the list still carries everything else.
+    assert len(instance_create_problems(**request, with_capacity=False)) == 3
