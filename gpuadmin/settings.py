@@ -196,6 +196,8 @@ GPUADMIN_JOB_BACKOFF_SECONDS = float(os.environ.get("GPUADMIN_JOB_BACKOFF_SECOND
 # A running job (and a GPU reset) holds a lease this many seconds, renewed while it runs; a lease that
 # expired means its worker died, and the sweep (every minute) runs the job again.
 GPUADMIN_JOB_LEASE_SECONDS = env_int("GPUADMIN_JOB_LEASE_SECONDS", 20)
+# A cross-host resize streams the disk volume in chunks of this size (memory per copy, not per disk).
+GPUADMIN_VOLUME_COPY_CHUNK_MIB = env_int("GPUADMIN_VOLUME_COPY_CHUNK_MIB", 4)
 # How often the scheduled reconcile runs, in minutes.
 GPUADMIN_RECONCILE_MINUTES = env_int("GPUADMIN_RECONCILE_MINUTES", 5)
 

@@ -20,10 +20,11 @@ faults armed in the test process, which is why tests run tasks with `sync=True`)
 
 `inject` arguments:
     step       which call fails, a `Step` (or its string value): connect, discover, list, volume,
-               define, start, shutdown, undefine, reset
+               define, start, shutdown, undefine, reset, grow, copy
     uri        only calls on this libvirt URI (exactly `Host.libvirt_uri`); None: any host
     permanent  raise PermanentHypervisorError instead of TransientHypervisorError
     times      how many calls fail before the fault disarms itself; None: until `clear()`
+    after      how many matching calls pass before it fires (after=3 on copy: the copy breaks midway)
     code       the libvirt error code the exception carries (default: a plausible one for the kind)
     message    the exception's message (default names the step and says it was injected)
 
@@ -52,6 +53,8 @@ class Step(StrEnum):
     SHUTDOWN = "shutdown"  # ensure_shut_off
     UNDEFINE = "undefine"  # ensure_absent
     RESET = "reset"  # reset_pci_device
+    GROW = "grow"  # volumes.grow_volume
+    COPY = "copy"  # volumes.copy_volume: once per host at the start, then once per chunk streamed
 
 
 @dataclass(eq=False)
@@ -62,7 +65,9 @@ class Fault:
     times: int | None
     code: int
     message: str
+    after: int = 0
     fired: int = 0
+    passed: int = 0
 
     def matches(self, step: Step, uri: str) -> bool:
         return (
@@ -86,6 +91,7 @@ def inject(
     times: int | None = 1,
     code: int | None = None,
     message: str | None = None,
+    after: int = 0,
 ) -> Fault:
     step = Step(step)
     if code is None:
@@ -98,6 +104,7 @@ def inject(
         times=times,
         code=code,
         message=message or f"{step} failed: injected {kind} fault",
+        after=after,
     )
     with _lock:
         _armed.append(fault)
@@ -125,6 +132,9 @@ def check(step: Step, uri: str) -> None:
     with _lock:
         fault = next((f for f in _armed if f.matches(step, uri)), None)
         if fault is None:
+            return
+        if fault.passed < fault.after:
+            fault.passed += 1
             return
         fault.fired += 1
     raise fault.error(uri)

@@ -46,6 +46,9 @@ class Outcome(StrEnum):
     DESTROYED = "destroyed"  # it did not within the timeout, so it was powered off
     REMOVED = "removed"
     RESET = "reset"
+    GROWN = "grown"  # the volume was resized to the larger capacity asked for
+    COPIED = "copied"  # the volume was streamed to another host and the copy verified
+    SIMULATED = "simulated"  # a test-driver host: no data to grow or copy; nothing real happened
     ALREADY = "already"  # nothing to do: already present, running, shut off or absent
     UNSUPPORTED = "unsupported"  # the driver cannot do it (libvirt's test driver cannot reset a device)
 
@@ -352,7 +355,9 @@ def _volume_xml(disk: DiskSpec, backing: libvirt.virStorageVol | None) -> str:
     if backing is not None:
         backing_format = ET.fromstring(backing.XMLDesc(0)).find("./target/format")
         store = ET.SubElement(volume, "backingStore")
-        ET.SubElement(store, "path").text = backing.path()
+        # Named relative to the overlay's own directory (qcow2 allows it), not by the absolute path: a copy
+        # of the overlay in another host's pool then finds that pool's copy of the image.
+        ET.SubElement(store, "path").text = backing.name()
         fmt = backing_format.get("type") if backing_format is not None else "raw"
         ET.SubElement(store, "format", type=fmt)
     return ET.tostring(volume, encoding="unicode")

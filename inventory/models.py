@@ -2,6 +2,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import F, Q
 
+from hypervisor.spec import STORAGE_POOL
+
 PCI_ADDRESS_RE = r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$"
 pci_address_validator = RegexValidator(
     PCI_ADDRESS_RE, "A PCI address looks like 0000:3b:00.0 (lower-case hex)."
@@ -95,6 +97,13 @@ class Host(models.Model):
         help_text="A libvirt test-driver host: no hardware, so a GPU reset there is simulated (and recorded "
         "as such). Set at enrollment from the URI; only a test-driver URI can be simulated.",
     )
+    storage_pool = models.CharField(
+        max_length=64,
+        default=STORAGE_POOL,
+        validators=[RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "A libvirt storage pool name.")],
+        help_text="The libvirt storage pool holding this host's image and guest volumes. Two hosts on one "
+        "libvirtd (one URI) need two pools.",
+    )
     generation = models.PositiveBigIntegerField(
         default=0,
         help_text="Bumped by every change a claim reads: claims, releases, card states, counters, topology.",
@@ -113,6 +122,14 @@ class Host(models.Model):
                 | Q(libvirt_uri__startswith="test:")
                 | Q(libvirt_uri__startswith="test+"),
                 name="host_simulated_only_on_test_driver",
+            ),
+            # Two hosts sharing a libvirtd and a pool would be one disk store counted twice: a move
+            # between them would copy a volume onto itself, and cleaning one up would delete the other's.
+            # Simulated hosts (libvirt's test driver) hold no data; fleets share test:///default.
+            models.UniqueConstraint(
+                fields=["libvirt_uri", "storage_pool"],
+                condition=~(Q(libvirt_uri__startswith="test:") | Q(libvirt_uri__startswith="test+")),
+                name="host_unique_pool_per_libvirtd",
             ),
         ]
         indexes = [models.Index(fields=["region", "kind", "state"])]

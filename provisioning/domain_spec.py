@@ -81,19 +81,20 @@ def domain_spec_for(
         uefi=bool(image and image.needs_uefi),
         windows=bool(image and image.os_type == Image.OsType.WINDOWS),
         domain_type=domain_type,
-        disk=disk_spec_for(instance=instance, plan=plan),
+        disk=disk_spec_for(instance=instance, plan=plan, pool=allocation.host.storage_pool),
         network=network
         or NetworkSpec(kind="network", source=DEFAULT_NETWORK, mac=mac_for_instance(instance.pk)),
     )
 
 
-def disk_spec_for(*, instance: Instance, plan: InstanceType) -> DiskSpec:
-    """The instance's disk: a copy-on-write overlay of its image, as large as the plan says."""
+def disk_spec_for(*, instance: Instance, plan: InstanceType, pool: str = STORAGE_POOL) -> DiskSpec:
+    """The instance's disk in `pool` (its host's): a copy-on-write overlay of its image, as large as the
+    plan says, or as the volume already is when it grew past that (a volume never shrinks)."""
     image = instance.image
     return DiskSpec(
-        pool=STORAGE_POOL,
+        pool=pool,
         volume=instance_volume_name(instance.pk),
-        capacity_mib=max(plan.disk_mib, image.size_mib if image else 0),
+        capacity_mib=max(plan.disk_mib, image.size_mib if image else 0, instance.disk_mib),
         backing_volume=image_volume_name(image.pk) if image else None,
     )
 

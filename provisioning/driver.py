@@ -6,10 +6,12 @@ would stall every claim on the host.
 
 from dataclasses import dataclass
 
-from hypervisor import lifecycle
+from django.conf import settings
+
+from hypervisor import lifecycle, volumes
 from hypervisor.connection import connect
 from hypervisor.spec import DiskSpec
-from inventory.models import GpuDevice, Host
+from inventory.models import GpuDevice, Host, InstanceType
 from provisioning.domain_spec import disk_spec_for, domain_spec_for
 from provisioning.models import Allocation, Instance
 
@@ -42,11 +44,42 @@ class HostDriver:
             instance=instance, allocation=allocation, domain_type=lifecycle.preferred_domain_type(self.conn)
         )
 
-    def _disk(self, instance: Instance) -> DiskSpec:
-        return disk_spec_for(instance=instance, plan=instance.instance_type)
+    @property
+    def simulated(self) -> bool:
+        """A test-driver host: no volume data, so grows and copies are simulated and say so."""
+        return volumes.is_simulated(self.host.libvirt_uri)
+
+    def disk(self, instance: Instance, plan: InstanceType | None = None) -> DiskSpec:
+        """The instance's disk in this host's pool, sized for `plan` (default: the instance's)."""
+        return disk_spec_for(
+            instance=instance, plan=plan or instance.instance_type, pool=self.host.storage_pool
+        )
 
     def ensure_volume(self, instance: Instance) -> str:
-        return lifecycle.ensure_volume(self.conn, self._disk(instance))
+        return lifecycle.ensure_volume(self.conn, self.disk(instance))
+
+    def grow_volume(self, instance: Instance, plan: InstanceType) -> str:
+        return volumes.grow_volume(self.conn, self.disk(instance, plan))
+
+    def copy_volume_to(self, target: "HostDriver", instance: Instance) -> volumes.CopyReport:
+        """Stream the instance's volume from this host's pool into the target host's, and verify it."""
+        return volumes.copy_volume(
+            self.conn,
+            self.disk(instance),
+            target.conn,
+            target.disk(instance),
+            chunk_bytes=settings.GPUADMIN_VOLUME_COPY_CHUNK_MIB * volumes.MIB,
+        )
+
+    def shares_libvirtd_with(self, other: "HostDriver") -> bool:
+        """Two Host rows on one libvirtd (separate pools): one domain namespace, so one domain."""
+        return self.host.libvirt_uri == other.host.libvirt_uri
+
+    def remove_moved_source(self, instance: Instance, target: "HostDriver") -> str:
+        """After a verified copy to `target` and the domain defined there: remove what is left here."""
+        if self.shares_libvirtd_with(target):
+            return volumes.remove_volume(self.conn, self.disk(instance))  # the domain is the target's now
+        return lifecycle.ensure_absent(self.conn, instance.domain_uuid, disk=self.disk(instance))
 
     def ensure_defined(self, instance: Instance, allocation: Allocation) -> str:
         return lifecycle.ensure_defined(self.conn, self._spec(instance, allocation))
@@ -58,7 +91,7 @@ class HostDriver:
         return lifecycle.ensure_shut_off(self.conn, instance.domain_uuid)
 
     def ensure_absent(self, instance: Instance) -> str:
-        return lifecycle.ensure_absent(self.conn, instance.domain_uuid, disk=self._disk(instance))
+        return lifecycle.ensure_absent(self.conn, instance.domain_uuid, disk=self.disk(instance))
 
     def managed_domains(self) -> list[DomainSeen]:
         return [DomainSeen(d.uuid, d.instance_id, d.state) for d in lifecycle.list_managed_domains(self.conn)]

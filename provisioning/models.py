@@ -61,6 +61,11 @@ class Instance(models.Model):
         blank=True,
         help_text="NoCloud user-data built at create time; holds a password hash, never the password.",
     )
+    disk_mib = models.PositiveIntegerField(
+        default=0,
+        help_text="Capacity of the boot volume as the host last confirmed it: set when the volume is made, "
+        "raised when it grows (it never shrinks). 0 until the create made it.",
+    )
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     updated = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
@@ -89,14 +94,26 @@ class Allocation(models.Model):
     instance_type = models.ForeignKey("inventory.InstanceType", on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     released_at = models.DateTimeField(null=True, blank=True)
+    move_source = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="The instance is moving to another host: this allocation keeps its old host's resources "
+        "until the disk copy is verified and the new domain defined, so a failed move goes back to it.",
+    )
 
     class Meta:
         ordering = ["id"]
         constraints = [
+            # One home per instance, and while it moves across hosts, one allocation it moves from.
             models.UniqueConstraint(
                 fields=["instance"],
-                condition=Q(released_at__isnull=True),
+                condition=Q(released_at__isnull=True, move_source=False),
                 name="allocation_one_active_per_instance",
+            ),
+            models.UniqueConstraint(
+                fields=["instance"],
+                condition=Q(released_at__isnull=True, move_source=True),
+                name="allocation_one_move_source_per_instance",
             ),
         ]
         indexes = [

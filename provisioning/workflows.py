@@ -13,9 +13,10 @@ from django.db import transaction
 
 from accounts.flags import provisioning_enabled
 from hypervisor.errors import HypervisorError, TransientHypervisorError
+from hypervisor.lifecycle import Outcome
 from inventory.models import InstanceType
 from provisioning import jobs
-from provisioning.claims import allocation_move
+from provisioning.claims import allocation_move, allocation_move_abandon, allocation_move_finish
 from provisioning.driver import HostDriver, driver_for
 from provisioning.exceptions import NoCapacity
 from provisioning.gpu_hygiene import allocation_release_and_clean, gpus_enqueue_cleaning
@@ -51,7 +52,25 @@ def job_run(*, job_id: int) -> str:
 
 
 def _active_allocation(instance: Instance) -> Allocation | None:
-    return instance.allocations.filter(released_at__isnull=True).select_related("host").first()
+    """The instance's allocation: during a move across hosts, the one it moves to."""
+    return (
+        instance.allocations.filter(released_at__isnull=True, move_source=False)
+        .select_related("host")
+        .first()
+    )
+
+
+def _move_source(instance: Instance) -> Allocation | None:
+    """The allocation a move across hosts started from, while that move is not finished."""
+    return (
+        instance.allocations.filter(released_at__isnull=True, move_source=True).select_related("host").first()
+    )
+
+
+def _record_disk_size(instance: Instance, capacity_mib: int) -> None:
+    """The boot volume now has `capacity_mib` (it never shrinks, so a smaller number changes nothing)."""
+    Instance.objects.filter(pk=instance.pk, disk_mib__lt=capacity_mib).update(disk_mib=capacity_mib)
+    instance.disk_mib = max(instance.disk_mib, capacity_mib)
 
 
 def _run_steps(job: Job, steps: list[Step]) -> None:
@@ -63,6 +82,8 @@ def _run_steps(job: Job, steps: list[Step]) -> None:
             for name, percent, call in steps:
                 outcome = call()
                 logger.info("job %s step %s: %s", job.pk, name, outcome)
+                if getattr(outcome, "outcome", outcome) == Outcome.SIMULATED:
+                    _note_simulated(job, name)
                 jobs.job_progress(job=job, step=name, percent=percent)
             return
         except TransientHypervisorError as exc:
@@ -77,6 +98,14 @@ def _run_steps(job: Job, steps: list[Step]) -> None:
             raise JobFailed(str(exc)) from exc
 
 
+def _note_simulated(job: Job, step: str) -> None:
+    """A step a test-driver host only pretended to do (no data to grow or copy): the job says which."""
+    simulated = job.params.setdefault("simulated_steps", [])
+    if step not in simulated:
+        simulated.append(step)
+        job.save(update_fields=["params"])
+
+
 def _set_status(instance: Instance, status: str, reason: str = "") -> None:
     instance.status = status
     instance.status_reason = reason
@@ -86,8 +115,13 @@ def _set_status(instance: Instance, status: str, reason: str = "") -> None:
 def _bring_up_steps(
     driver: HostDriver, instance: Instance, allocation: Allocation, start: bool
 ) -> list[Step]:
+    def volume() -> str:
+        outcome = driver.ensure_volume(instance)
+        _record_disk_size(instance, driver.disk(instance).capacity_mib)
+        return outcome
+
     steps: list[Step] = [
-        ("volume", 30, lambda: driver.ensure_volume(instance)),
+        ("volume", 30, volume),
         ("define", 60, lambda: driver.ensure_defined(instance, allocation)),
     ]
     if start:
@@ -197,8 +231,8 @@ def _delete(job: Job) -> None:
                 Instance.Status.DELETING,
             )
     with transaction.atomic():
-        allocation = _active_allocation(instance)
-        if allocation is not None:
+        # Both, if a move across hosts was under way.
+        for allocation in instance.allocations.filter(released_at__isnull=True):
             allocation_release_and_clean(allocation=allocation)
         instance_mark_deleted(instance=instance)
 
@@ -226,11 +260,19 @@ def _resize(job: Job) -> None:
             f"resize to {new_plan.pk} does not fit now: {exc.detail}",
             _power_status(was_running),
         )
-    new_driver = driver_for(allocation.host)
-    steps: list[Step] = []
-    if allocation.host_id != old_host.pk:
-        steps.append(("remove old domain", 40, lambda: old_driver.ensure_absent(instance)))
-    steps += _bring_up_steps(new_driver, instance, allocation, start=was_running)
+    source = _move_source(instance)
+    if source is not None:
+        _move_across_hosts(job, instance, source, allocation, was_running)
+        return
+    driver = driver_for(allocation.host)
+
+    def grow() -> str:
+        outcome = driver.grow_volume(instance, new_plan)
+        _record_disk_size(instance, driver.disk(instance, new_plan).capacity_mib)
+        return outcome
+
+    steps: list[Step] = [("grow volume", 40, grow)]
+    steps += _bring_up_steps(driver, instance, allocation, start=was_running)
     try:
         _run_steps(job, steps)
     except JobFailed as exc:
@@ -238,17 +280,116 @@ def _resize(job: Job) -> None:
     _set_status(instance, _power_status(was_running))
 
 
+def _move_across_hosts(
+    job: Job, instance: Instance, source: Allocation, target: Allocation, was_running: bool
+) -> None:
+    """The disk goes before the instance does: copy and verify it, define the domain on the target, and
+    only then remove the source. Any failure before that leaves the source as it was and the instance
+    on it (allocation_move_abandon)."""
+    old_driver, new_driver = driver_for(source.host), driver_for(target.host)
+    new_plan = instance.instance_type
+    if _same_store(source, target):
+        # Only simulated hosts may share a libvirtd and a pool (a constraint on Host): nothing to copy,
+        # and nothing to remove, since the source is the target.
+        steps = [("define", 60, lambda: new_driver.ensure_defined(instance, target))]
+    else:
+        steps = [
+            ("copy volume", 40, lambda: _copy(job, instance, old_driver, new_driver)),
+            # Recorded once the move is finished: until then the instance's disk is the source.
+            ("grow volume", 50, lambda: new_driver.grow_volume(instance, new_plan)),
+            ("define", 60, lambda: new_driver.ensure_defined(instance, target)),
+        ]
+    try:
+        _run_steps(job, steps)
+    except JobFailed as exc:
+        _abandon_move(job, instance, source, target, was_running, str(exc))
+    try:
+        if not _same_store(source, target):
+            _run_steps(
+                job, [("remove source", 75, lambda: old_driver.remove_moved_source(instance, new_driver))]
+            )
+    except JobFailed as exc:
+        # The verified copy is the instance's disk now; what is left on the old host is reported by
+        # reconcile (a domain no active instance there owns), never silently kept as the truth.
+        logger.warning(
+            "job %s: instance %s moved, but its source on %s stays: %s", job.pk, instance.pk, source.host, exc
+        )
+    with transaction.atomic():
+        gpus_enqueue_cleaning(gpu_ids=allocation_move_finish(source=source, target=target))
+        _record_disk_size(instance, new_driver.disk(instance, new_plan).capacity_mib)
+    instance.refresh_from_db()
+    if was_running:
+        try:
+            _run_steps(job, [("start", 90, lambda: new_driver.ensure_running(instance))])
+        except JobFailed as exc:
+            _fail_as_observed(
+                job, instance, new_driver, f"resized onto {target.host}, but not started: {exc}"
+            )
+    _set_status(instance, _power_status(was_running))
+
+
+def _same_store(source: Allocation, target: Allocation) -> bool:
+    return (source.host.libvirt_uri, source.host.storage_pool) == (
+        target.host.libvirt_uri,
+        target.host.storage_pool,
+    )
+
+
+def _copy(job: Job, instance: Instance, old_driver: HostDriver, new_driver: HostDriver):
+    report = old_driver.copy_volume_to(new_driver, instance)
+    logger.info(
+        "job %s: volume of instance %s %s from %s to %s (%s bytes in %s chunks, sha256 %s)",
+        *(job.pk, instance.pk, report.outcome, old_driver.host, new_driver.host),
+        *(report.bytes_copied, report.chunks, report.sha256),
+    )
+    return report
+
+
+def _abandon_move(
+    job: Job, instance: Instance, source: Allocation, target: Allocation, was_running: bool, reason: str
+) -> None:
+    old_driver, new_driver = driver_for(source.host), driver_for(target.host)
+    cleanup = ""
+    try:
+        if not _same_store(source, target):  # never clean up a target that is the source
+            # The partial copy and the target's domain; on a shared libvirtd the domain is redefined below.
+            _run_steps(job, [("remove target", 80, lambda: new_driver.ensure_absent(instance))])
+    except JobFailed as exc:
+        cleanup = f"; the copy on {target.host} could not be removed ({exc}): reconcile will report it"
+    with transaction.atomic():
+        gpus_enqueue_cleaning(gpu_ids=allocation_move_abandon(source=source, target=target))
+    instance.refresh_from_db()
+    source.move_source = False
+    try:
+        _run_steps(job, _bring_up_steps(old_driver, instance, source, start=was_running))
+    except JobFailed as exc:
+        _fail(
+            job,
+            instance,
+            f"resize failed ({reason}) and the instance could not be brought up again on its host ({exc})"
+            f"{cleanup}",
+            Instance.Status.OFFLINE,
+        )
+    _fail(
+        job,
+        instance,
+        f"resize failed, back on {source.instance_type_id} on its host with its disk: {reason}{cleanup}",
+        _power_status(was_running),
+    )
+
+
 def _power_status(running: bool) -> str:
     return Instance.Status.RUNNING if running else Instance.Status.OFFLINE
 
 
-def _move(instance: Instance, plan: InstanceType) -> Allocation:
+def _move(instance: Instance, plan: InstanceType, *, same_host_only: bool = False) -> Allocation:
     with transaction.atomic():
         allocation = _active_allocation(instance)
         before = set(allocation.gpus.values_list("gpu_id", flat=True))
-        moved = allocation_move(allocation=allocation, plan=plan)
-        after = set(moved.gpus.values_list("gpu_id", flat=True))
-        gpus_enqueue_cleaning(gpu_ids=sorted(before - after))
+        moved = allocation_move(allocation=allocation, plan=plan, same_host_only=same_host_only)
+        if moved.host_id == allocation.host_id:
+            after = set(moved.gpus.values_list("gpu_id", flat=True))
+            gpus_enqueue_cleaning(gpu_ids=sorted(before - after))
         instance.refresh_from_db()
         instance.instance_type = plan
         instance.save(update_fields=["instance_type", "updated"])
@@ -267,8 +408,10 @@ def _resume_old_shape(job: Job, instance: Instance, driver: HostDriver, was_runn
 def _roll_back_resize(
     job: Job, instance: Instance, old_plan: InstanceType, was_running: bool, reason: str
 ) -> None:
+    """A resize on the same host failed: go back to the old plan there. Only there: the disk is there
+    (a grown volume stays grown; a volume never shrinks)."""
     try:
-        allocation = _move(instance, old_plan)
+        allocation = _move(instance, old_plan, same_host_only=True)
         driver = driver_for(allocation.host)
         _run_steps(job, _bring_up_steps(driver, instance, allocation, start=was_running))
     except (NoCapacity, JobFailed) as exc:

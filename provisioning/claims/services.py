@@ -29,7 +29,14 @@ from provisioning.exceptions import InvalidRequest, NoCapacity
 from provisioning.models import Allocation, Instance
 from provisioning.placement import Policy, RequestLabels, best_fit, explain, first_fit, ranked, spread
 
-__all__ = ["allocation_claim", "allocation_move", "allocation_release", "capacity_explanation"]
+__all__ = [
+    "allocation_claim",
+    "allocation_move",
+    "allocation_move_abandon",
+    "allocation_move_finish",
+    "allocation_release",
+    "capacity_explanation",
+]
 
 # Candidate nodes read per round (both nodes of a host may appear). Locked hosts are skipped and the
 # next window read, so concurrent claims spread over the fleet instead of queueing on one host.
@@ -76,13 +83,19 @@ def allocation_release(*, allocation: Allocation) -> None:
         allocation.released_at = locked.released_at
 
 
-def allocation_move(*, allocation: Allocation, plan: InstanceType) -> Allocation:
-    """Cold resize: release `allocation` and claim `plan` for the same instance in one transaction.
+def allocation_move(
+    *, allocation: Allocation, plan: InstanceType, same_host_only: bool = False
+) -> Allocation:
+    """Cold resize: claim `plan` for the allocation's instance, on its host if it fits there.
 
     The same host is tried first, counting what the instance holds as free and keeping its GPUs
-    where it can (kept GPUs skip cleaning); then the other hosts of the region. On NoCapacity nothing
-    changes and the old allocation stands. Other hosts are only tried unlocked (skip locked, never
-    wait), because this transaction already holds the old host's lock.
+    where it can (kept GPUs skip cleaning): the old allocation is released and the new one claimed in
+    this one transaction. When the same host cannot take the plan, the other hosts of the region are
+    tried and the old allocation is kept, marked `move_source`, with the instance still pointing at
+    its old host: the disk has to be copied first, and a failed copy goes back to the old allocation
+    as it was (allocation_move_abandon); a verified one releases it (allocation_move_finish).
+    On NoCapacity nothing changes and the old allocation stands. Other hosts are only tried unlocked
+    (skip locked, never wait), because this transaction already holds the old host's lock.
     """
     with transaction.atomic():
         old_host = Host.objects.select_for_update().get(pk=allocation.host_id)
@@ -90,9 +103,10 @@ def allocation_move(*, allocation: Allocation, plan: InstanceType) -> Allocation
         if old.released_at is not None:
             raise InvalidRequest(f"allocation {old.pk} was released at {old.released_at:%Y-%m-%dT%H:%M:%S}.")
         instance = old.instance
+        shape = Shape.of(plan)
+        in_place = transaction.savepoint()
         held = _release_rows(old)
         numa_counters_recount(host=old_host)
-        shape = Shape.of(plan)
         new, _ = _try_host(
             host_ids=[old_host.pk],
             instance=instance,
@@ -103,26 +117,73 @@ def allocation_move(*, allocation: Allocation, plan: InstanceType) -> Allocation
             wait=True,
             prefer_gpus=held,
         )
-        if not isinstance(new, Allocation):
-            new = _claim(
-                instance=instance,
-                plan=plan,
-                region=instance.region,
-                policy=best_fit,
-                wait_for_locked=False,
-                exclude={old_host.pk},
-            )
-        kept = set(new.gpus.values_list("gpu_id", flat=True))
-        gone = [gpu_id for gpu_id in held if gpu_id not in kept]
-        if gone:
-            GpuDevice.objects.filter(pk__in=gone, state=GpuDevice.State.AVAILABLE).update(
-                state=GpuDevice.State.CLEANING, state_reason=f"released by instance {instance.pk} on resize"
-            )
-            numa_counters_recount(host=old_host)
-        if new.host_id != old_host.pk:
-            Host.objects.filter(pk=old_host.pk).update(generation=F("generation") + 1)
-        allocation.released_at = old.released_at
+        if isinstance(new, Allocation):
+            transaction.savepoint_commit(in_place)
+            kept = set(new.gpus.values_list("gpu_id", flat=True))
+            gone = [gpu_id for gpu_id in held if gpu_id not in kept]
+            if gone:
+                GpuDevice.objects.filter(pk__in=gone, state=GpuDevice.State.AVAILABLE).update(
+                    state=GpuDevice.State.CLEANING,
+                    state_reason=f"released by instance {instance.pk} on resize",
+                )
+                numa_counters_recount(host=old_host)
+            allocation.released_at = old.released_at
+            return new
+        transaction.savepoint_rollback(in_place)  # the old allocation holds everything again
+        old.released_at = None
+        if same_host_only:
+            raise NoCapacity(_explain(shape=shape, plan=plan, region=instance.region))
+        Allocation.objects.filter(pk=old.pk).update(move_source=True)
+        new = _claim(
+            instance=instance,
+            plan=plan,
+            region=instance.region,
+            policy=best_fit,
+            wait_for_locked=False,
+            exclude={old_host.pk},
+        )
+        # Until its disk is copied the instance lives where it was.
+        Instance.objects.filter(pk=instance.pk).update(host_id=old_host.pk)
+        allocation.move_source = True
         return new
+
+
+def allocation_move_finish(*, source: Allocation, target: Allocation) -> list[int]:
+    """A move across hosts is done (disk copied and verified, domain defined on the target): release
+    the source allocation and point the instance at the target's host. Returns the GPUs released
+    (now `cleaning`). Finishing a finished move does nothing."""
+    with transaction.atomic():
+        _lock_hosts(source.host_id, target.host_id)
+        locked = Allocation.objects.select_for_update().get(pk=source.pk)
+        gpu_ids = []
+        if locked.released_at is None:
+            gpu_ids = list(locked.gpus.values_list("gpu_id", flat=True))
+            allocation_release(allocation=locked)
+            Allocation.objects.filter(pk=locked.pk).update(move_source=False)
+        Instance.objects.filter(pk=target.instance_id).update(host_id=target.host_id, updated=timezone.now())
+        return gpu_ids
+
+
+def allocation_move_abandon(*, source: Allocation, target: Allocation) -> list[int]:
+    """A move across hosts failed: release the target allocation and make the source the instance's
+    allocation again, on its host and plan, as it was. Returns the target's GPUs (now `cleaning`)."""
+    with transaction.atomic():
+        _lock_hosts(source.host_id, target.host_id)
+        locked = Allocation.objects.select_for_update().get(pk=target.pk)
+        gpu_ids = []
+        if locked.released_at is None:
+            gpu_ids = list(locked.gpus.values_list("gpu_id", flat=True))
+            allocation_release(allocation=locked)
+        Allocation.objects.filter(pk=source.pk, released_at__isnull=True).update(move_source=False)
+        Instance.objects.filter(pk=source.instance_id).update(
+            host_id=source.host_id, instance_type_id=source.instance_type_id, updated=timezone.now()
+        )
+        return gpu_ids
+
+
+def _lock_hosts(*host_ids: int) -> None:
+    """Lock hosts in id order, so two transactions locking the same pair cannot deadlock."""
+    list(Host.objects.select_for_update().filter(pk__in=set(host_ids)).order_by("pk").values_list("pk"))
 
 
 def _release_rows(allocation: Allocation) -> list[int]:

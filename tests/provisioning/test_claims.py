@@ -6,7 +6,13 @@ from django.utils import timezone
 
 from inventory.counters import gpu_set_state, numa_counters_recount
 from inventory.models import GpuDevice, Host, HostCpu, NumaNode
-from provisioning.claims import allocation_claim, allocation_move, allocation_release
+from provisioning.claims import (
+    allocation_claim,
+    allocation_move,
+    allocation_move_abandon,
+    allocation_move_finish,
+    allocation_release,
+)
 from provisioning.exceptions import NoCapacity
 from provisioning.models import AllocatedCpu, AllocatedGpu, AllocatedMemory, Allocation, Instance
 from provisioning.placement import first_fit, spread
@@ -238,9 +244,63 @@ def test_move_goes_to_another_host_when_its_own_is_full():
     second = make_gpu_host(numa_nodes=1, gpus_per_node=2)
     new = allocation_move(allocation=old, plan=make_gpu_plan(2))
     instance.refresh_from_db()
-    assert new.host == second and instance.host == second
-    assert GpuDevice.objects.get(pk=old.gpus.get().gpu_id).state == GpuDevice.State.CLEANING
+    old.refresh_from_db()
+    # The old allocation holds its host until the disk is copied: the instance still lives there.
+    assert new.host == second and instance.host == first
+    assert old.released_at is None and old.move_source
+    old_gpu = GpuDevice.objects.get(pk=old.gpus.get().gpu_id)
+    assert (
+        old_gpu.state == GpuDevice.State.AVAILABLE and old_gpu.allocations.filter(released_at=None).exists()
+    )
     assert numa_counters_recount(host=first) == [] and numa_counters_recount(host=second) == []
+
+    assert allocation_move_finish(source=old, target=new) == [old_gpu.pk]
+    instance.refresh_from_db()
+    old.refresh_from_db()
+    assert instance.host == second and old.released_at is not None
+    assert GpuDevice.objects.get(pk=old_gpu.pk).state == GpuDevice.State.CLEANING
+    assert numa_counters_recount(host=first) == [] and numa_counters_recount(host=second) == []
+
+
+def test_an_abandoned_move_gives_the_instance_back_its_allocation_as_it_was():
+    first = make_gpu_host(numa_nodes=1, gpus_per_node=2)
+    plan1, plan2 = make_gpu_plan(1), make_gpu_plan(2)
+    instance = new_instance(plan1)
+    old = allocation_claim(instance=instance, plan=plan1, region=first.region)
+    claim(plan1)
+    second = make_gpu_host(numa_nodes=1, gpus_per_node=2)
+    held = (set(old.gpus.values_list("gpu_id", flat=True)), set(old.cpus.values_list("cpu_id", flat=True)))
+    new = allocation_move(allocation=old, plan=plan2)
+    new_gpus = set(new.gpus.values_list("gpu_id", flat=True))
+    Instance.objects.filter(pk=instance.pk).update(instance_type=plan2)  # as the resize job does
+
+    assert sorted(allocation_move_abandon(source=old, target=new)) == sorted(new_gpus)
+    instance.refresh_from_db()
+    old.refresh_from_db()
+    new.refresh_from_db()
+    assert (instance.host, instance.instance_type) == (first, plan1)
+    assert old.released_at is None and not old.move_source and new.released_at is not None
+    assert (
+        set(old.gpus.values_list("gpu_id", flat=True)),
+        set(old.cpus.values_list("cpu_id", flat=True)),
+    ) == held
+    assert set(GpuDevice.objects.filter(pk__in=new_gpus).values_list("state", flat=True)) == {"cleaning"}
+    assert not Allocation.objects.filter(host=second, released_at=None).exists()
+    assert numa_counters_recount(host=first) == [] and numa_counters_recount(host=second) == []
+
+
+def test_one_allocation_home_and_one_move_source_at_most_the_database_says_so():
+    host = make_gpu_host(numa_nodes=1, gpus_per_node=2)
+    instance = new_instance(make_gpu_plan(1))
+    Allocation.objects.create(instance=instance, host=host, instance_type=instance.instance_type)
+    Allocation.objects.create(
+        instance=instance, host=host, instance_type=instance.instance_type, move_source=True
+    )
+    for move_source in (False, True):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Allocation.objects.create(
+                instance=instance, host=host, instance_type=instance.instance_type, move_source=move_source
+            )
 
 
 def test_a_move_that_does_not_fit_changes_nothing():

@@ -4,8 +4,10 @@ failed, and the database, the allocation rows and libvirt agree afterwards."""
 import pytest
 
 from hypervisor import faults
+from hypervisor.connection import connect
 from hypervisor.faults import Step
-from inventory.models import GpuDevice
+from hypervisor.spec import instance_volume_name
+from inventory.models import GpuDevice, Host
 from provisioning.models import Allocation, Instance, Job
 from provisioning.services import (
     instance_boot,
@@ -15,6 +17,7 @@ from provisioning.services import (
     instance_shutdown,
 )
 from provisioning.tasks import run_job
+from tests.provisioning.conftest import enroll_rtx_host
 from tests.provisioning.helpers import create, domain_state, last_job
 
 pytestmark = pytest.mark.django_db
@@ -25,8 +28,13 @@ STEPS = {
     "shutdown": [Step.SHUTDOWN],
     "reboot": [Step.SHUTDOWN, Step.VOLUME, Step.DEFINE, Step.START],
     "delete": [Step.UNDEFINE],
-    "resize": [Step.SHUTDOWN, Step.VOLUME, Step.DEFINE, Step.START],
+    "resize": [Step.SHUTDOWN, Step.GROW, Step.VOLUME, Step.DEFINE, Step.START],
+    # A resize its host cannot take: the disk is copied to another host, the source removed after.
+    "move": [Step.SHUTDOWN, Step.COPY, Step.GROW, Step.DEFINE, Step.UNDEFINE, Step.START],
 }
+# The source of a move is removed once the copy is verified and the new domain defined: failing to
+# remove it does not undo the move (reconcile reports what is left).
+FINISHES_ANYWAY = {("move", Step.UNDEFINE)}
 CASES = [
     (action, step, kind)
     for action, steps in STEPS.items()
@@ -42,13 +50,23 @@ def act(action, instance, user, plans):
         "reboot": lambda: instance_reboot(instance=instance, actor=user),
         "delete": lambda: instance_delete(instance=instance, actor=user),
         "resize": lambda: instance_resize(instance=instance, actor=user, plan=plans[2]),
+        "move": lambda: instance_resize(instance=instance, actor=user, plan=plans[2]),
     }
     return calls[action]()
 
 
+def must_move(instance: Instance, region) -> str:
+    """Drain the instance's host and enroll another: its resize has to cross. Returns the new host's URI."""
+    Host.objects.filter(pk=instance.host_id).update(state=Host.State.DRAINING)
+    return enroll_rtx_host(region).libvirt_uri
+
+
 def assert_consistent(instance: Instance) -> None:
     instance.refresh_from_db()
+    assert not Allocation.objects.filter(instance=instance, released_at=None, move_source=True).exists()
     holds = Allocation.objects.filter(instance=instance, released_at__isnull=True).exists()
+    if holds:
+        assert Allocation.objects.get(instance=instance, released_at=None).host_id == instance.host_id
     gone = instance.status in (Instance.Status.FAILED, Instance.Status.DELETED)
     assert holds != gone, f"{instance.status} instance {'holds' if holds else 'lacks'} an allocation"
     state = domain_state(instance)
@@ -73,25 +91,48 @@ def test_fault_matrix(action, step, kind, gpu_host, employee, plans, region, ima
         instance = run_tasks(create, user=employee, plan=plans[1], region=region, image=image)
         if action == "boot":
             run_tasks(instance_shutdown, instance=instance, actor=employee)
+        if action == "move":
+            uri = must_move(instance, region)
+            arm["uri"] = (
+                uri if step in (Step.COPY, Step.GROW, Step.DEFINE, Step.START) else gpu_host.libvirt_uri
+            )
         faults.inject(step, **arm)
         run_tasks(act, action, instance, employee, plans)
     job = last_job(instance)
-    if kind == "transient":
+    if kind == "transient" or (action, step) in FINISHES_ANYWAY:
         assert job.status == Job.Status.FINISHED, job.error
     else:
         assert job.status == Job.Status.FAILED
         assert f"{step} failed" in job.error
     faults.clear()
     assert_consistent(instance)
+    if action == "move":
+        moved = job.status == Job.Status.FINISHED or step == Step.START  # a failed start is on the new host
+        source_left = step == Step.UNDEFINE and kind == "permanent"
+        assert_moved_or_home(instance, moved=moved, old=gpu_host, source_left=source_left)
 
 
-@pytest.mark.parametrize("action", ["create", "boot", "shutdown", "reboot", "delete", "resize"])
+def assert_moved_or_home(instance: Instance, *, moved: bool, old: Host, source_left: bool) -> None:
+    """After a move the disk lives on one host: the instance's, in its pool; a failed copy left it home."""
+    instance.refresh_from_db()
+    assert (instance.host_id != old.pk) == moved
+    pool = connect(instance.host.libvirt_uri).storagePoolLookupByName(instance.host.storage_pool)
+    assert instance_volume_name(instance.pk) in pool.listVolumes()
+    for host in Host.objects.exclude(pk=instance.host_id):
+        volumes = connect(host.libvirt_uri).storagePoolLookupByName(host.storage_pool).listVolumes()
+        left = source_left and host == old
+        assert (instance_volume_name(instance.pk) in volumes) == left, f"{host} holds a stray copy"
+
+
+@pytest.mark.parametrize("action", ["create", "boot", "shutdown", "reboot", "delete", "resize", "move"])
 def test_every_task_run_twice_ends_in_the_same_place(
     action, gpu_host, employee, plans, region, image, run_tasks
 ):
     instance = run_tasks(create, user=employee, plan=plans[1], region=region, image=image)
     if action == "boot":
         run_tasks(instance_shutdown, instance=instance, actor=employee)
+    if action == "move":
+        must_move(instance, region)
     if action != "create":
         run_tasks(act, action, instance, employee, plans)
     job = last_job(instance)
