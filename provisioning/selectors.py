@@ -4,7 +4,7 @@ from dataclasses import asdict, dataclass
 
 from django.db.models import Prefetch
 
-from provisioning.models import AllocatedCpu, AllocatedGpu, AllocatedMemory, Allocation
+from provisioning.models import AllocatedCpu, AllocatedGpu, AllocatedMemory, Allocation, Instance
 
 __all__ = ["AllocationLine", "active_allocations"]
 
@@ -110,3 +110,9 @@ def active_allocations(
         )
         for a in allocations
     ]
+
+
+def instance_disk_mib(*, instance: Instance) -> int:
+    """The size of the instance's boot disk: its plan's, or what the volume grew to (it never shrinks)."""
+    image_mib = instance.image.size_mib if instance.image_id else 0
+    return max(instance.instance_type.disk_mib, image_mib, instance.disk_mib)

@@ -439,7 +439,6 @@ def instance_resize(
         locked = Instance.objects.select_for_update().get(pk=instance.pk)
         if locked.status not in (Instance.Status.RUNNING, Instance.Status.OFFLINE):
             raise InstanceBusy("Linode busy.")
-        _check_disk_fits(instance=locked, plan=plan)
         locked.status = Instance.Status.RESIZING
         locked.save(update_fields=["status", "updated"])
         job = jobs.job_start(
@@ -457,24 +456,6 @@ def instance_resize(
             detail=f"{locked.instance_type_id} -> {plan.pk} (job {job.pk})",
         )
     return job
-
-
-def instance_disk_mib(*, instance: Instance) -> int:
-    """The size of the instance's boot disk: its plan's, or what the volume grew to (it never shrinks)."""
-    image_mib = instance.image.size_mib if instance.image_id else 0
-    return max(instance.instance_type.disk_mib, image_mib, instance.disk_mib)
-
-
-def _check_disk_fits(*, instance: Instance, plan: InstanceType) -> None:
-    """Linode refuses a resize whose disks would not fit the new plan. gpuadmin never shrinks a disk
-    (the filesystem inside is the customer's), so a plan with a smaller disk is refused."""
-    disk_mib = instance_disk_mib(instance=instance)
-    if plan.disk_mib < disk_mib:
-        raise InvalidRequest(
-            f"The Linode's disk ({disk_mib} MB) does not fit plan {plan.pk} ({plan.disk_mib} MB); disks "
-            "are never shrunk, so choose a plan with at least as much disk.",
-            field="type",
-        )
 
 
 def instance_mark_deleted(*, instance: Instance) -> Instance:

@@ -10,8 +10,8 @@ from hypervisor.connection import connect
 from hypervisor.faults import Step
 from hypervisor.spec import instance_volume_name
 from inventory.models import GpuDevice, Host
-from provisioning.exceptions import InvalidRequest
 from provisioning.models import Allocation, Instance, Job
+from provisioning.selectors import instance_disk_mib
 from provisioning.services import instance_resize
 from tests.provisioning.conftest import enroll_rtx_host
 from tests.provisioning.helpers import create, domain_state, last_job
@@ -107,17 +107,16 @@ def test_a_move_that_fails_before_the_new_domain_is_defined_leaves_everything_wh
     assert not Allocation.objects.filter(host=other, released_at=None).exists()
 
 
-def test_a_resize_to_a_smaller_disk_is_refused_and_changes_nothing(
-    employee, plans, region, image, run_tasks, gpu_host
+def test_a_resize_to_a_plan_with_less_disk_keeps_the_larger_disk(
+    gpu_host, employee, plans, region, image, run_tasks
 ):
+    """A disk is never shrunk (the filesystem inside is the customer's): the smaller plan is taken, the
+    disk keeps its size, and /disks says so."""
     instance = run_tasks(create, user=employee, plan=plans[2], region=region, image=image)
-    jobs = instance.jobs.count()
-    with pytest.raises(InvalidRequest, match="never shrunk") as refused:
-        instance_resize(instance=instance, actor=employee, plan=plans[1])
-    assert refused.value.field == "type"
+    run_tasks(instance_resize, instance=instance, actor=employee, plan=plans[1])
+    job = last_job(instance)
+    assert job.status == Job.Status.FINISHED, job.error
     instance.refresh_from_db()
-    assert (instance.status, instance.instance_type, instance.jobs.count()) == (
-        Instance.Status.RUNNING,
-        plans[2],
-        jobs,
-    )
+    assert (instance.instance_type, instance.disk_mib) == (plans[1], plans[2].disk_mib)
+    assert instance_disk_mib(instance=instance) == plans[2].disk_mib > plans[1].disk_mib
+    assert job.params.get("simulated_steps", []) == []  # nothing to grow: not even a simulated grow
