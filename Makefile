@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV_ENV := GPUADMIN_DEBUG=1
 
-.PHONY: install run test lint bench format clean
+.PHONY: install run serve test lint bench format clean
 
 install: $(STAMP)
 
@@ -19,6 +19,10 @@ run: install
 	$(DEV_ENV) $(PY) manage.py migrate --noinput
 	$(DEV_ENV) $(PY) manage.py seed_demo --quiet-logins
 	scripts/run-demo
+
+# Production: gunicorn with gunicorn.conf.py, settings from the environment (docs/operations.md).
+serve: install
+	scripts/serve
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -39,3 +39,16 @@ class Flag(AbstractUserFlag):
         if self.pk and self.accounts.filter(pk=account.pk).exists():
             return True
         return None
+
+
+class WorkerHeartbeat(models.Model):
+    """Written every minute by a scheduled task (gpuadmin.tasks.heartbeat). Its age says whether some
+    worker cluster takes tasks off the queue: the schedule, the broker, a worker and the database all
+    had to work for it to be fresh."""
+
+    name = models.CharField(max_length=64, unique=True)
+    beat_at = models.DateTimeField()
+    worker = models.CharField(max_length=255, help_text="The machine and process that wrote the last beat.")
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.beat_at:%Y-%m-%d %H:%M:%S} by {self.worker}"

@@ -4,6 +4,7 @@ Every variable has a safe development default except the secret key, which is re
 debug is off. `.env.example` lists them all.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -77,9 +78,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every later log line of the request, and the response, carry the request id.
+    "gpuadmin.middleware.RequestIdMiddleware",
+    "gpuadmin.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Refuses what no /v4 endpoint can mean (too long, too large, control characters) before any work.
     "gpuadmin.api.middleware.ApiInputGuard",
+    # Static files (the admin's CSS and JS) straight from STATIC_ROOT, before sessions and auth.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -117,6 +123,11 @@ DATABASES = {
         conn_max_age=env_int("GPUADMIN_DB_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database host that never answers must fail a request (and /healthz) in seconds, not minutes.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
+        "GPUADMIN_DB_CONNECT_TIMEOUT", 5
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the worker and the web server read while the other writes; IMMEDIATE transactions take
     # the write lock up front so two writers queue on the busy timeout instead of failing to upgrade.
@@ -142,13 +153,31 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(os.environ.get("GPUADMIN_STATIC_ROOT", VAR_DIR / "static"))
+# Production serves what `collectstatic` wrote (make serve runs it): names carry a content hash, so
+# WhiteNoise tells browsers to cache them for ever, and gzip/brotli copies are made once, up front.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
+# Logs: one JSON object per line (time, level, logger, message, request_id, job_id, instance_id), or
+# plain text for a person at a terminal (the default with debug on).
+LOG_FORMAT = os.environ.get("GPUADMIN_LOG_FORMAT", "") or ("plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"GPUADMIN_LOG_FORMAT must be json or plain, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "telemetry.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("GPUADMIN_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -236,6 +265,29 @@ GPUADMIN_API_RATE_LIMITS = {
     "requests": (env_int("GPUADMIN_API_RATE_REQUESTS", 800), 120),
     "linode_create": (env_int("GPUADMIN_API_RATE_CREATES", 10), 30),
 }
+
+# /healthz: which parts make it answer 503 when down (database, broker, workers, libvirt), how long any
+# one check may take, how old the workers' heartbeat may be, and how many hosts' libvirt to ask.
+HEALTH_PARTS = ("database", "broker", "workers", "libvirt")
+GPUADMIN_HEALTH_REQUIRED = env_list("GPUADMIN_HEALTH_REQUIRED", ["database", "broker"])
+_unknown_parts = sorted(set(GPUADMIN_HEALTH_REQUIRED) - set(HEALTH_PARTS))
+if _unknown_parts:
+    raise ImproperlyConfigured(
+        f"GPUADMIN_HEALTH_REQUIRED: unknown parts {_unknown_parts}; choose from {', '.join(HEALTH_PARTS)}"
+    )
+GPUADMIN_HEALTH_TIMEOUT_SECONDS = float(os.environ.get("GPUADMIN_HEALTH_TIMEOUT_SECONDS", "") or 2.0)
+GPUADMIN_HEALTH_WORKER_MAX_AGE_SECONDS = env_int("GPUADMIN_HEALTH_WORKER_MAX_AGE_SECONDS", 180)
+GPUADMIN_HEALTH_LIBVIRT_SAMPLE = env_int("GPUADMIN_HEALTH_LIBVIRT_SAMPLE", 3)
+
+# /metrics: readable without a login from these networks (CIDRs), or with this bearer token, or by staff.
+GPUADMIN_METRICS_NETWORKS = env_list("GPUADMIN_METRICS_NETWORKS", ["127.0.0.0/8", "::1/128"])
+try:
+    METRICS_NETWORKS = [ipaddress.ip_network(cidr, strict=False) for cidr in GPUADMIN_METRICS_NETWORKS]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"GPUADMIN_METRICS_NETWORKS must be CIDRs: {exc}") from exc
+GPUADMIN_METRICS_TOKEN = os.environ.get("GPUADMIN_METRICS_TOKEN", "")
+# Callables (dotted paths) that return more metric families at scrape time, read from the database.
+GPUADMIN_METRICS_PROVIDERS = env_list("GPUADMIN_METRICS_PROVIDERS", [])
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("GPUADMIN_SECURE_COOKIES", True)

@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from gpuadmin import views
+
 urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("", include("gpuadmin.api.urls")),
 ]

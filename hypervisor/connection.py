@@ -7,6 +7,7 @@ need libvirt's event loop, which runs in a daemon thread started on the first op
 
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 import libvirt
 
 from hypervisor import faults
-from hypervisor.errors import CONNECTION_LOST_CODES, TransientHypervisorError, from_libvirt
+from hypervisor.errors import CONNECTION_LOST_CODES, HypervisorError, TransientHypervisorError, from_libvirt
 from hypervisor.faults import Step
 
 OPEN_TIMEOUT_SECONDS = 15.0
@@ -165,6 +166,48 @@ def is_test_driver(uri: str) -> bool:
 def connect(uri: str) -> libvirt.virConnect:
     """A live, pooled connection to the host at `uri`. Do not close it; the pool owns it."""
     return default_pool.get(uri)
+
+
+_probing: set[str] = set()
+_probing_lock = threading.Lock()
+
+
+def probe(uris: list[str], *, timeout: float) -> dict[str, str | None]:
+    """Whether each host's libvirt answers a call, all asked at once and never waited on for longer than
+    `timeout` seconds: uri -> None when it answered, else why not.
+
+    A call that hangs goes on in a daemon thread until the connection's own timeouts end it; until then
+    that URI is not probed again, so a dead host cannot pile up threads however often it is probed.
+    """
+    results: dict[str, str | None] = {}
+    done: dict[str, threading.Event] = {}
+    for uri in dict.fromkeys(uris):
+        with _probing_lock:
+            if uri in _probing:
+                results[uri] = "no answer yet to the previous probe"
+                continue
+            _probing.add(uri)
+        done[uri] = threading.Event()
+        threading.Thread(target=_probe_one, args=(uri, results, done[uri]), daemon=True).start()
+    deadline = time.monotonic() + timeout
+    for uri, event in done.items():
+        if not event.wait(max(0.0, deadline - time.monotonic())):
+            results[uri] = f"no answer within {timeout:g} s"
+    return {uri: results.get(uri) for uri in dict.fromkeys(uris)}
+
+
+def _probe_one(uri: str, results: dict[str, str | None], done: threading.Event) -> None:
+    try:
+        with translated(uri=uri, step=Step.CONNECT):
+            default_pool.get(uri).getLibVersion()
+    except HypervisorError as exc:
+        results.setdefault(uri, str(exc))
+    except Exception as exc:  # a probe reports whatever went wrong; it never raises into a health check
+        results.setdefault(uri, f"{uri}: {exc}")
+    finally:
+        with _probing_lock:
+            _probing.discard(uri)
+        done.set()
 
 
 def uri_of(conn: libvirt.virConnect) -> str:

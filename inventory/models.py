@@ -110,6 +110,10 @@ class Host(models.Model):
     )
     last_synced_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
+    # Errors libvirt gave jobs, reconcile, card cleaning and syncs on this host (a counter for /metrics).
+    libvirt_errors = models.PositiveBigIntegerField(default=0, editable=False)
+    last_libvirt_error = models.CharField(max_length=500, blank=True, editable=False)
+    last_libvirt_error_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["region_id", "hostname"]

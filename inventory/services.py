@@ -1,6 +1,10 @@
+import logging
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import DatabaseError, transaction
+from django.db.models import F
+from django.utils import timezone
 
 from accounts.services import audit_record
 from hypervisor.connection import is_test_driver
@@ -8,6 +12,8 @@ from hypervisor.description import HostDescription
 from inventory.counters import gpu_set_state, numa_counters_recount
 from inventory.exceptions import GpuBusy, InvalidStateChange
 from inventory.models import GpuDevice, GpuModel, Host, HostCpu, NumaNode, Region
+
+logger = logging.getLogger(__name__)
 
 
 class UnknownGpuModel(Exception):
@@ -135,6 +141,20 @@ def host_set_state(*, host: Host, state: str, actor: AbstractBaseUser | None, re
             detail=f"{previous} -> {state}" + (f": {reason}" if host.state_reason else ""),
         )
     return host
+
+
+def host_record_libvirt_error(*, host_id: int, error: str) -> None:
+    """Count a libvirt error on a host. One UPDATE, no lock: an error path must not wait on a claim's lock
+    for a statistic, and losing a count to a database that is down too is better than a second error."""
+    try:
+        with transaction.atomic():  # a savepoint when nested: a failure here leaves the caller's intact
+            Host.objects.filter(pk=host_id).update(
+                libvirt_errors=F("libvirt_errors") + 1,
+                last_libvirt_error=error[:500],
+                last_libvirt_error_at=timezone.now(),
+            )
+    except DatabaseError:
+        logger.warning("could not count a libvirt error of host %s: %s", host_id, error, exc_info=True)
 
 
 def gpu_holder_id(*, gpu: GpuDevice) -> int | None:

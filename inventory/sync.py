@@ -21,7 +21,7 @@ from hypervisor.discovery import discover, is_discoverable
 from hypervisor.errors import HypervisorError
 from inventory.counters import active_allocation_exists, numa_counters_recount
 from inventory.models import GpuDevice, GpuModel, Host, HostCpu, NumaNode, Region
-from inventory.services import host_create, reserved_cpu_ids
+from inventory.services import host_create, host_record_libvirt_error, reserved_cpu_ids
 
 MISSING_REASON = "not seen by discovery since"
 SHARED_GROUP_REASON = "IOMMU group"
@@ -48,6 +48,7 @@ def host_describe(*, host: Host) -> HostDescription:
     try:
         return discover(host.libvirt_uri, hostname=host.hostname)
     except HypervisorError as exc:
+        host_record_libvirt_error(host_id=host.pk, error=str(exc))
         raise HostSyncError(f"{host.hostname}: {exc}; nothing was changed") from exc
 
 

@@ -4,16 +4,22 @@ No call here runs inside a database transaction: libvirt can take seconds, and a
 would stall every claim on the host.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.conf import settings
 
 from hypervisor import lifecycle, volumes
 from hypervisor.connection import connect
+from hypervisor.errors import HypervisorError
 from hypervisor.spec import DiskSpec
 from inventory.models import GpuDevice, Host, InstanceType
+from inventory.services import host_record_libvirt_error
 from provisioning.domain_spec import disk_spec_for, domain_spec_for
 from provisioning.models import Allocation, Instance
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -32,12 +38,21 @@ class DomainSeen:
 
 
 class HostDriver:
+    """Every call counts the libvirt errors it meets on the host (Host.libvirt_errors, for /metrics)."""
+
     def __init__(self, host: Host) -> None:
         self.host = host
 
     @property
     def conn(self):
         return connect(self.host.libvirt_uri)
+
+    def _call(self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except HypervisorError as exc:
+            host_record_libvirt_error(host_id=self.host.pk, error=str(exc))
+            raise
 
     def _spec(self, instance: Instance, allocation: Allocation):
         return domain_spec_for(
@@ -56,19 +71,21 @@ class HostDriver:
         )
 
     def ensure_volume(self, instance: Instance) -> str:
-        return lifecycle.ensure_volume(self.conn, self.disk(instance))
+        return self._call(lambda: lifecycle.ensure_volume(self.conn, self.disk(instance)))
 
     def grow_volume(self, instance: Instance, plan: InstanceType) -> str:
-        return volumes.grow_volume(self.conn, self.disk(instance, plan))
+        return self._call(lambda: volumes.grow_volume(self.conn, self.disk(instance, plan)))
 
     def copy_volume_to(self, target: "HostDriver", instance: Instance) -> volumes.CopyReport:
         """Stream the instance's volume from this host's pool into the target host's, and verify it."""
-        return volumes.copy_volume(
-            self.conn,
-            self.disk(instance),
-            target.conn,
-            target.disk(instance),
-            chunk_bytes=settings.GPUADMIN_VOLUME_COPY_CHUNK_MIB * volumes.MIB,
+        return self._call(
+            lambda: volumes.copy_volume(
+                self.conn,
+                self.disk(instance),
+                target.conn,
+                target.disk(instance),
+                chunk_bytes=settings.GPUADMIN_VOLUME_COPY_CHUNK_MIB * volumes.MIB,
+            )
         )
 
     def shares_libvirtd_with(self, other: "HostDriver") -> bool:
@@ -77,30 +94,40 @@ class HostDriver:
 
     def remove_moved_source(self, instance: Instance, target: "HostDriver") -> str:
         """After a verified copy to `target` and the domain defined there: remove what is left here."""
-        if self.shares_libvirtd_with(target):
-            return volumes.remove_volume(self.conn, self.disk(instance))  # the domain is the target's now
-        return lifecycle.ensure_absent(self.conn, instance.domain_uuid, disk=self.disk(instance))
+        if self.shares_libvirtd_with(target):  # the domain is the target's now
+            return self._call(lambda: volumes.remove_volume(self.conn, self.disk(instance)))
+        return self._call(
+            lambda: lifecycle.ensure_absent(self.conn, instance.domain_uuid, disk=self.disk(instance))
+        )
 
     def ensure_defined(self, instance: Instance, allocation: Allocation) -> str:
-        return lifecycle.ensure_defined(self.conn, self._spec(instance, allocation))
+        return self._call(lambda: lifecycle.ensure_defined(self.conn, self._spec(instance, allocation)))
 
     def ensure_running(self, instance: Instance) -> str:
-        return lifecycle.ensure_running(self.conn, instance.domain_uuid)
+        return self._call(lambda: lifecycle.ensure_running(self.conn, instance.domain_uuid))
 
     def ensure_shut_off(self, instance: Instance) -> str:
-        return lifecycle.ensure_shut_off(self.conn, instance.domain_uuid)
+        return self._call(lambda: lifecycle.ensure_shut_off(self.conn, instance.domain_uuid))
 
     def ensure_absent(self, instance: Instance) -> str:
-        return lifecycle.ensure_absent(self.conn, instance.domain_uuid, disk=self.disk(instance))
+        return self._call(
+            lambda: lifecycle.ensure_absent(self.conn, instance.domain_uuid, disk=self.disk(instance))
+        )
 
     def managed_domains(self) -> list[DomainSeen]:
-        return [DomainSeen(d.uuid, d.instance_id, d.state) for d in lifecycle.list_managed_domains(self.conn)]
+        return self._call(
+            lambda: [
+                DomainSeen(d.uuid, d.instance_id, d.state) for d in lifecycle.list_managed_domains(self.conn)
+            ]
+        )
 
     def domain_state(self, instance: Instance) -> str | None:
-        return lifecycle.domain_state(self.conn, instance.domain_uuid)
+        return self._call(lambda: lifecycle.domain_state(self.conn, instance.domain_uuid))
 
     def reset_gpu(self, gpu: GpuDevice) -> list[str]:
-        return [lifecycle.reset_pci_device(self.conn, address) for address in gpu.functions]
+        return self._call(
+            lambda: [lifecycle.reset_pci_device(self.conn, address) for address in gpu.functions]
+        )
 
 
 def driver_for(host: Host) -> HostDriver:

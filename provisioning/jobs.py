@@ -9,6 +9,7 @@ from django_q.tasks import async_task
 from accounts.selectors import origin_of
 from provisioning.exceptions import InstanceBusy
 from provisioning.models import Instance, Job
+from telemetry.context import current_request_id
 
 TASK = "provisioning.tasks.run_job"
 
@@ -38,6 +39,7 @@ def job_start(
         action=action,
         params=params or {},
         max_attempts=settings.GPUADMIN_JOB_MAX_ATTEMPTS,
+        request_id=current_request_id(),
     )
     job.full_clean()
     try:

@@ -236,6 +236,9 @@ class Job(models.Model):
     error = models.TextField(blank=True)
     params = models.JSONField(default=dict, blank=True)
     task_id = models.CharField(max_length=64, blank=True)
+    request_id = models.CharField(
+        max_length=128, blank=True, help_text="The id of the request that started it, in its log lines too."
+    )
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)

@@ -22,6 +22,7 @@ from provisioning.exceptions import NoCapacity
 from provisioning.gpu_hygiene import allocation_release_and_clean, gpus_enqueue_cleaning
 from provisioning.models import Allocation, Instance, Job
 from provisioning.services import instance_mark_deleted
+from telemetry.context import log_context
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +38,20 @@ def job_run(*, job_id: int) -> str:
     job = Job.objects.select_related("instance__host", "instance__instance_type", "instance__image").get(
         pk=job_id
     )
+    # Every log line of the run names the job, its instance and the request that asked for it.
+    with log_context(job_id=job.pk, instance_id=job.instance_id, request_id=job.request_id):
+        outcome = _job_run(job)
+        logger.info("%s", outcome)
+    return outcome
+
+
+def _job_run(job: Job) -> str:
     if job.status in (Job.Status.FINISHED, Job.Status.FAILED):
         return f"job {job.pk} already {job.status}"
     if not provisioning_enabled():
         return f"job {job.pk} waits: provisioning is paused"
     jobs.job_begin(job=job)
+    logger.info("job %s %s started (attempt %s)", job.pk, job.action, job.attempts)
     handler = HANDLERS[job.action]
     try:
         handler(job)

@@ -14,3 +14,5 @@ Q_CLUSTER = {**Q_CLUSTER, "sync": True}
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 GPUADMIN_JOB_BACKOFF_SECONDS = 0.0
+# Pages render {% static %} without a collectstatic run (the manifest storage is tested under gunicorn).
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
