@@ -292,3 +292,13 @@ GPUADMIN_METRICS_PROVIDERS = env_list("GPUADMIN_METRICS_PROVIDERS", [])
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("GPUADMIN_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_bool("GPUADMIN_SECURE_COOKIES", True)
+
+# https: redirect plain http (not /healthz and /metrics: load balancers and Prometheus ask over the
+# inside network) and tell browsers to come back only over https. Behind a TLS-terminating proxy,
+# gunicorn marks a request secure from the proxy's X-Forwarded-Proto when the proxy's address is in
+# GPUADMIN_FORWARDED_ALLOW_IPS (gunicorn.conf.py), so no header setting is needed here.
+SECURE_SSL_REDIRECT = env_bool("GPUADMIN_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("GPUADMIN_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("GPUADMIN_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("GPUADMIN_HSTS_PRELOAD", False)
