@@ -48,3 +48,7 @@ class InstanceBusy(ProvisioningError):
 
 class ProvisioningDisabled(ProvisioningError):
     """The provisioning kill switch is off."""
+
+
+class NotSupported(InvalidRequest):
+    """A request Linode would carry out that gpuadmin does not (a disk or profile edited by hand)."""

@@ -45,6 +45,8 @@ ENDPOINTS = [
     ("post", "/v4/linode/instances/{id}/reboot", None, "linodes:read_write", 404),
     ("post", "/v4/linode/instances/{id}/boot", None, "linodes:read_write", 404),
     ("post", "/v4/linode/instances/{id}/resize", {"type": "g1-gpu-rtx6000-2"}, "linodes:read_write", 404),
+    ("get", "/v4/linode/instances/{id}/disks", None, "linodes:read_only", 404),
+    ("get", "/v4/linode/instances/{id}/configs", None, "linodes:read_only", 404),
     ("get", "/v4/account/events", None, "events:read_only", 200),
     ("get", "/v4/account/events/{event}", None, "events:read_only", 404),
 ]

@@ -122,3 +122,33 @@ def test_sdk_errors_and_paging(world, customer, sdk):
         list(stranger.linode.instances())
     stranger.session.close()
     assert (invalid.value.status, invalid.value.errors) == (401, ["Invalid Token"])
+
+
+def test_the_sdk_reads_a_gpu_linodes_disk_and_profile_and_is_told_why_it_cannot_edit_them(
+    world, employee, sdk
+):
+    client = sdk(employee)
+    poller = finished(client, "linode_create")
+    linode = client.linode.instance_create(
+        GPU_PLAN, "us-east", image="linode/ubuntu22.04", root_pass=ROOT_PASS
+    )
+    poller.set_entity_id(linode.id)
+    wait(poller)
+    linode.invalidate()
+
+    (disk,) = linode.disks
+    assert (disk.size, disk.filesystem, disk.status) == (linode.specs.disk, "ext4", "ready")
+    (config,) = linode.configs
+    assert config.kernel.id == "linode/direct-disk" and config.root_device == "/dev/vda"
+    # The SDK turns the device map into Disk objects and loads them on first use.
+    assert config.devices.sda.id == disk.id and config.devices.sda.size == disk.size
+    assert config.devices.sdb is None
+
+    with pytest.raises(ApiError) as refused:
+        disk.resize(disk.size * 2)
+    assert refused.value.status == 400 and "Resize the Linode" in refused.value.errors[0]
+    with pytest.raises(ApiError) as refused:
+        config.delete()
+    assert refused.value.status == 400 and "cannot be deleted" in refused.value.errors[0]
+    linode.invalidate()
+    assert [d.id for d in linode.disks] == [disk.id] and [c.id for c in linode.configs] == [config.id]
