@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -18,6 +19,15 @@ class Account(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CUSTOMER)
     email = models.EmailField()
     company = models.CharField(max_length=128, blank=True)
+    country = models.CharField(
+        max_length=2,
+        blank=True,
+        validators=[
+            RegexValidator(r"^[A-Z]{2}$", "An ISO 3166-1 alpha-2 code in capitals, such as US or DE.")
+        ],
+        help_text="ISO 3166-1 alpha-2 in capitals (US, DE), as Linode's account shows it. Billing taxes "
+        "invoices at this country's rate; empty: no tax.",
+    )
     active = models.BooleanField(default=True)
     active_since = models.DateTimeField(auto_now_add=True)
 
@@ -25,6 +35,9 @@ class Account(models.Model):
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=AccountKind.values), name="account_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(country="") | Q(country__regex=r"^[A-Z]{2}$"), name="account_country_iso"
+            ),
         ]
 
     def __str__(self) -> str:

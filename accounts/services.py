@@ -43,8 +43,31 @@ def audit_record(
     return record
 
 
-def account_create(*, name: str, email: str, kind: str = Account.Kind.CUSTOMER, company: str = "") -> Account:
-    account = Account(name=name, email=email, kind=kind, company=company)
+def audit_record_many(
+    *, actor: AbstractBaseUser | None, action: str, targets: list[tuple[models.Model, str]]
+) -> None:
+    """One audit record per (target, detail), in one insert per batch: for services that change many
+    rows at once (a month's invoices), where one record per row is still what the audit trail needs."""
+    actor = actor if actor is not None and actor.is_authenticated else None
+    records = []
+    for target, detail in targets:
+        record = AuditRecord(
+            actor=actor,
+            action=action,
+            target_type=target._meta.label_lower,
+            target_id=str(target.pk),
+            target_repr=str(target)[:255],
+            detail=detail,
+        )
+        record.clean_fields(exclude=["actor"])
+        records.append(record)
+    AuditRecord.objects.bulk_create(records, batch_size=2000)
+
+
+def account_create(
+    *, name: str, email: str, kind: str = Account.Kind.CUSTOMER, company: str = "", country: str = ""
+) -> Account:
+    account = Account(name=name, email=email, kind=kind, company=company, country=country)
     account.full_clean()
     account.save()
     return account

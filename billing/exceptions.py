@@ -19,3 +19,7 @@ class MonthNotOver(BillingError):
 
 class PromotionRefused(BillingError):
     """The account may not have this promotion (it has one already, or it is never charged)."""
+
+
+class TaxRateRefused(BillingError):
+    """A tax rate that would overlap another of its country, or rewrite what an invoice was taxed at."""

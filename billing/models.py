@@ -3,14 +3,18 @@
 What the database guarantees, whatever the code does:
 - an instance's segments form one chain (one first segment, one successor each, one open at a time,
   one per start), each with end >= start and non-negative snapshotted rates;
-- one invoice per account and month, its total = subtotal + tax;
+- one invoice per account and month, its total = subtotal + tax, tax only with a rate;
+- a country's tax rates never overlap in time (PostgreSQL: an exclusion constraint);
 - a segment's month is on at most one invoice item, ever: an hour cannot be billed twice;
 - an item's amount, credit and price are never negative, a waived item charges nothing, and a credit
   never pays more than the item's price;
 - a promotion never gives out more than it was granted.
 """
 
+from decimal import Decimal
+
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 
@@ -82,6 +86,58 @@ class UsageSegment(models.Model):
         return f"instance {self.instance_id} on {self.instance_type_id} from {self.started_at:%Y-%m-%d %H:%M}"
 
 
+class TaxRate(models.Model):
+    """A country's tax rate from `valid_from` until `valid_until` (exclusive; empty: until further
+    notice). Staff keep the table (billing.services.tax_rate_save); an invoice is taxed at the rate of
+    its account's country that is in force on the invoice's date. A country's periods never overlap:
+    the service says why, and on PostgreSQL an exclusion constraint (migration 0004) refuses it."""
+
+    country = models.CharField(
+        max_length=2,
+        validators=[
+            RegexValidator(r"^[A-Z]{2}$", "An ISO 3166-1 alpha-2 code in capitals, such as US or DE.")
+        ],
+        help_text="ISO 3166-1 alpha-2 in capitals, as on the account.",
+    )
+    name = models.CharField(
+        max_length=64, help_text="What the invoice and its tax_summary call it: VAT, GST."
+    )
+    percent = models.DecimalField(
+        max_digits=6,
+        decimal_places=3,
+        validators=[MinValueValidator(0), MaxValueValidator(Decimal("99.999"))],
+        help_text="Percent of the subtotal after credits: 19.000 for 19 %. 0 is a rate too (shown, "
+        "taxes nothing).",
+    )
+    valid_from = models.DateField(help_text="The first day (UTC) it applies.")
+    valid_until = models.DateField(
+        null=True,
+        blank=True,
+        help_text="The first day (UTC) it no longer applies; empty: until further notice.",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["country", "-valid_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["country", "valid_from"], name="taxrate_one_per_country_start"),
+            models.CheckConstraint(condition=Q(country__regex=r"^[A-Z]{2}$"), name="taxrate_country_iso"),
+            models.CheckConstraint(
+                condition=Q(percent__gte=0, percent__lt=100), name="taxrate_percent_in_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(valid_until__isnull=True) | Q(valid_until__gt=F("valid_from")),
+                name="taxrate_ends_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        until = f" until {self.valid_until:%Y-%m-%d}" if self.valid_until else ""
+        percent = f"{self.percent.normalize():f}"
+        return f"{self.country} {self.name} {percent} % from {self.valid_from:%Y-%m-%d}{until}"
+
+
 class InvoiceStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     FINALIZED = "finalized", "Finalized"
@@ -102,6 +158,16 @@ class Invoice(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
+    tax_rate = models.ForeignKey(
+        TaxRate,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="invoices",
+        help_text="The rate applied when finalized; its name and percent are copied, so they never change.",
+    )
+    tax_name = models.CharField(max_length=64, blank=True)
+    tax_percent = models.DecimalField(max_digits=6, decimal_places=3, null=True, blank=True)
 
     class Meta:
         ordering = ["-period", "-id"]
@@ -118,6 +184,11 @@ class Invoice(models.Model):
                 condition=Q(status="finalized", finalized_at__isnull=False)
                 | Q(status="draft", finalized_at__isnull=True),
                 name="invoice_finalized_has_time",
+            ),
+            models.CheckConstraint(
+                condition=Q(tax_rate__isnull=False, tax_percent__isnull=False)
+                | Q(tax_rate__isnull=True, tax=0),
+                name="invoice_tax_has_rate",
             ),
         ]
 

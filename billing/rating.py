@@ -95,6 +95,29 @@ def piece_count(started_at: datetime, ended_at: datetime) -> int:
     )
 
 
+def tax_of(subtotal: Decimal, percent: Decimal) -> Decimal:
+    """Tax on an invoice's subtotal (after credits and waivers), rounded half up to the cent, once:
+    $0.50 at 1 % is $0.005, so $0.01; $0.49 at 1 % is $0.0049, so $0.00."""
+    return cents(subtotal * percent / 100)
+
+
+def tax_shares(tax: Decimal, amounts: list[Decimal]) -> list[Decimal]:
+    """The invoice's tax shared over its items in proportion to their amounts, whole cents, adding up
+    to the tax exactly: each item gets the cents its share rounds down to, and the cents left over go
+    to the items with the largest remainders (the earlier item first on a tie)."""
+    units = int(tax / CENT)
+    weights = [int(amount / CENT) for amount in amounts]
+    whole = sum(weights)
+    if not whole or not units:
+        return [ZERO for _ in amounts]
+    shares = [units * weight // whole for weight in weights]
+    left = units - sum(shares)
+    by_remainder = sorted(range(len(weights)), key=lambda i: (-(units * weights[i] % whole), i))
+    for position in by_remainder[:left]:
+        shares[position] += 1
+    return [Decimal(share) * CENT for share in shares]
+
+
 @dataclass(frozen=True)
 class Credit:
     promotion_id: int

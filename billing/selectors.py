@@ -2,18 +2,21 @@
 of queries whatever the account's history."""
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Account
-from billing.models import Invoice, InvoiceItem, Promotion, UsageSegment
-from billing.months import month_after, month_end
+from billing.models import Invoice, InvoiceItem, Promotion, TaxRate, UsageSegment
+from billing.months import month_after, month_end, month_of
 from billing.rating import ZERO, Credit, Piece, pieces_of, rate
+from billing.usage import InstanceFacts, JobFact, SegmentFact, sync_plan
+from inventory.models import InstanceType
 from provisioning.models import Instance, Job
 
 MAX_ID = 2**63 - 1
@@ -28,11 +31,32 @@ def charge_waiver(*, account: Account) -> str:
 
 
 @dataclass(frozen=True)
+class SegmentRow:
+    """What an invoice item needs of a usage segment, read as plain values (no model instances)."""
+
+    id: int
+    account_id: int
+    instance_id: int
+    instance_label: str
+    region_id: str
+    plan_label: str
+    gpu: bool
+    hourly: Decimal
+    monthly: Decimal
+    started_at: datetime
+    ended_at: datetime | None
+
+    @property
+    def item_label(self) -> str:
+        return f"{self.plan_label} - {self.instance_label} ({self.instance_id})"
+
+
+@dataclass(frozen=True)
 class BillablePiece:
     """A piece of usage with where it stands: on no invoice, on a draft, or on a finalized invoice."""
 
     piece: Piece
-    segment: UsageSegment
+    segment: SegmentRow
     invoice_id: int | None
     invoice_finalized: bool
 
@@ -41,12 +65,34 @@ class BillablePiece:
         return self.segment.account_id
 
 
-def billable_pieces(*, until: datetime, account: Account | None = None) -> list[BillablePiece]:
-    """Every piece of usage up to `until` that is not settled, for one account or all.
+SEGMENT_COLUMNS = (
+    "pk",
+    "account_id",
+    "instance_id",
+    "instance__label",
+    "instance__region_id",
+    "instance_type__label",
+    "instance_type__type_class",
+    "price_hourly",
+    "price_monthly",
+    "started_at",
+    "ended_at",
+)
+
+
+def billable_pieces(
+    *,
+    until: datetime,
+    account: Account | None = None,
+    account_ids: Iterable[int] | None = None,
+    ends: dict[int, datetime] | None = None,
+) -> list[BillablePiece]:
+    """Every piece of usage up to `until` that is not settled, for one account, some, or all.
 
     A segment is settled once it is closed and each of its months is on a finalized invoice (in
     whatever order they were finalized); settled segments are skipped in the query, so the cost
-    follows open business, not history.
+    follows open business, not history. `ends` closes open segments in memory (segment id -> end):
+    what a sync would write, for a read that must not write. Two queries, whatever the number of rows.
     """
     finalized_items = (
         InvoiceItem.objects.filter(segment=OuterRef("pk"), invoice__status=Invoice.Status.FINALIZED)
@@ -61,25 +107,29 @@ def billable_pieces(*, until: datetime, account: Account | None = None) -> list[
     )
     if account is not None:
         segments = segments.filter(account=account)
+    if account_ids is not None:
+        segments = segments.filter(account_id__in=list(account_ids))
     holders = {
         (segment_id, period): (invoice_id, status == Invoice.Status.FINALIZED)
         for segment_id, period, invoice_id, status in InvoiceItem.objects.filter(
             segment__in=segments.values("pk")
         ).values_list("segment_id", "period", "invoice_id", "invoice__status")
     }
+    ends = ends or {}
     found = []
-    for segment in segments.select_related("instance", "instance_type").order_by("started_at", "pk"):
+    for values in segments.order_by("started_at", "pk").values_list(*SEGMENT_COLUMNS):
+        row = SegmentRow(*values[:6], values[6] == InstanceType.TypeClass.GPU, *values[7:])
         for piece in pieces_of(
-            segment_id=segment.pk,
-            started_at=segment.started_at,
-            ended_at=segment.ended_at,
+            segment_id=row.id,
+            started_at=row.started_at,
+            ended_at=ends.get(row.id, row.ended_at),
             until=until,
-            hourly=segment.price_hourly,
-            monthly=segment.price_monthly,
-            gpu=segment.instance_type.is_gpu,
+            hourly=row.hourly,
+            monthly=row.monthly,
+            gpu=row.gpu,
         ):
             invoice_id, finalized = holders.get(piece.key, (None, False))
-            found.append(BillablePiece(piece, segment, invoice_id, finalized))
+            found.append(BillablePiece(piece, row, invoice_id, finalized))
     return found
 
 
@@ -122,8 +172,7 @@ def accounts_to_invoice(*, month: date, now: datetime) -> list[Account]:
 
 def instances_to_sync(*, now: datetime) -> QuerySet[Instance]:
     """Instances whose usage may still change: not deleted (as of `now`), or with an open segment, or
-    with no segment yet and no failed create. Each comes with its create and resize jobs and its
-    segments, oldest first."""
+    with no segment yet and no failed create."""
     open_segment = UsageSegment.objects.filter(instance=OuterRef("pk"), ended_at__isnull=True)
     any_segment = UsageSegment.objects.filter(instance=OuterRef("pk"))
     failed_create = Job.objects.filter(
@@ -137,22 +186,62 @@ def instances_to_sync(*, now: datetime) -> QuerySet[Instance]:
             | Exists(open_segment)
             | (~Exists(any_segment) & ~Exists(failed_create))
         )
-        .prefetch_related(
-            Prefetch(
-                "jobs",
-                queryset=Job.objects.filter(action__in=[Job.Action.CREATE, Job.Action.RESIZE]).order_by(
-                    "created", "id"
-                ),
-                to_attr="billing_jobs",
-            ),
-            Prefetch(
-                "usage_segments",
-                queryset=UsageSegment.objects.order_by("started_at"),
-                to_attr="billing_segments",
-            ),
-        )
         .order_by("id")
     )
+
+
+def sync_facts(
+    *, now: datetime, account_ids: Iterable[int] | None = None, after_id: int = 0, limit: int | None = None
+) -> list[InstanceFacts]:
+    """The instances to sync (ids above `after_id`, at most `limit`), each with its create and resize
+    jobs and its segments, oldest first: three queries, as plain values."""
+    instances = instances_to_sync(now=now).filter(id__gt=after_id)
+    if account_ids is not None:
+        instances = instances.filter(account_id__in=list(account_ids))
+    rows = instances.values_list("id", "account_id", "created", "deleted_at", "status", "instance_type_id")
+    facts = {row[0]: InstanceFacts(*row) for row in (rows[:limit] if limit else rows)}
+    if not facts:
+        return []
+    chosen = instances.filter(id__lte=max(facts)).values("id")
+    jobs = Job.objects.filter(
+        instance_id__in=chosen, action__in=[Job.Action.CREATE, Job.Action.RESIZE]
+    ).order_by("instance_id", "created", "id")
+    for instance_id, *job in jobs.values_list("instance_id", "id", "action", "status", "finished", "params"):
+        facts[instance_id].jobs.append(JobFact(*job))
+    segments = UsageSegment.objects.filter(instance_id__in=chosen).order_by("instance_id", "started_at")
+    for instance_id, *segment in segments.values_list(
+        "instance_id", "id", "instance_type_id", "started_at", "ended_at"
+    ):
+        facts[instance_id].segments.append(SegmentFact(*segment))
+    return list(facts.values())
+
+
+def unbilled_pieces(*, account: Account, now: datetime) -> list[Piece]:
+    """The account's usage up to `now` that no finalized invoice holds, including what the last sync
+    has not written yet: instances not synced are planned in memory (the same plan `usage_sync` would
+    write, priced at the plan's rates now, as a sync now would snapshot them). Writes nothing; a
+    fixed number of queries whatever the number of instances."""
+    plans = InstanceType.objects.in_bulk()
+    ends: dict[int, datetime] = {}
+    unwritten = []
+    for plan in (sync_plan(facts, now) for facts in sync_facts(now=now, account_ids=[account.pk])):
+        if plan.close is not None:
+            ends[plan.close.segment_id] = plan.close.ended_at
+        unwritten += plan.opens
+    pending: list[Piece] = []
+    for position, period in enumerate(unwritten, start=1):
+        instance_type = plans[period.plan_id]
+        pending += pieces_of(
+            segment_id=-position,  # not written, so no id: negative ones never meet a real segment's
+            started_at=period.start,
+            ended_at=period.end,
+            until=now,
+            hourly=instance_type.price_hourly,
+            monthly=instance_type.price_monthly,
+            gpu=instance_type.is_gpu,
+        )
+    written = billable_pieces(until=now, account=account, ends=ends)
+    return [bp.piece for bp in written if not bp.invoice_finalized] + pending
 
 
 def _promotions(*, account: Account, finalized_only: bool) -> list[Promotion]:
@@ -166,7 +255,7 @@ def _promotions(*, account: Account, finalized_only: bool) -> list[Promotion]:
     return list(promotions)
 
 
-def _credit(promotion: Promotion, *, spent: Decimal) -> Credit:
+def credit_of(promotion: Promotion, *, spent: Decimal) -> Credit:
     return Credit(
         promotion_id=promotion.pk,
         starts_at=promotion.starts_at,
@@ -178,17 +267,21 @@ def _credit(promotion: Promotion, *, spent: Decimal) -> Credit:
 
 def credits_of(*, account: Account) -> list[Credit]:
     """The account's promotions as credits, soonest to expire first, less what any invoice took."""
-    return [_credit(p, spent=p.used) for p in _promotions(account=account, finalized_only=False)]
+    return [credit_of(p, spent=p.used) for p in _promotions(account=account, finalized_only=False)]
 
 
 @dataclass(frozen=True)
 class AccountBilling:
     """What GET /v4/account shows of billing. `balance` is everything invoiced (gpuadmin records no
-    payments); `balance_uninvoiced` is what accrued and is on no finalized invoice, rated now."""
+    payments); `balance_uninvoiced` is what accrued up to now and is on no finalized invoice, rated
+    now, before tax (Linode calls it the current estimated invoice). `current_month` is the part of it
+    that belongs to this month; `credit_remaining` what each promotion has left after it."""
 
     balance: Decimal
     balance_uninvoiced: Decimal
+    current_month: Decimal
     active_promotions: list[dict]
+    credit_remaining: dict[int, Decimal]
 
 
 def account_billing(*, account: Account, now: datetime | None = None) -> AccountBilling:
@@ -196,24 +289,27 @@ def account_billing(*, account: Account, now: datetime | None = None) -> Account
     balance = Invoice.objects.filter(account=account, status=Invoice.Status.FINALIZED).aggregate(
         total=Coalesce(Sum("total"), ZERO)
     )["total"]
-    unbilled = [bp.piece for bp in billable_pieces(until=now, account=account) if not bp.invoice_finalized]
+    unbilled = unbilled_pieces(account=account, now=now)
     # Drafts are re-rated here, so only what finalized invoices took counts as spent.
     promotions = _promotions(account=account, finalized_only=True)
-    credits = [_credit(p, spent=p.spent) for p in promotions]
+    credits = [credit_of(p, spent=p.spent) for p in promotions]
     rated = rate(unbilled, waived_reason=charge_waiver(account=account), credits=credits)
     spent: dict[int, Decimal] = defaultdict(lambda: ZERO)
     for item in rated:
         if item.promotion_id is not None:
             spent[item.promotion_id] += item.credit
-    active = [
-        _linode_promotion(promotion, remaining=credit.remaining - spent[promotion.pk])
+    remaining = {
+        promotion.pk: credit.remaining - spent[promotion.pk]
         for promotion, credit in zip(promotions, credits, strict=True)
-        if promotion.expires_at > now
-    ]
+    }
+    active = [_linode_promotion(p, remaining=remaining[p.pk]) for p in promotions if p.expires_at > now]
+    this_month = month_of(now)
     return AccountBilling(
         balance=balance,
         balance_uninvoiced=sum((item.amount for item in rated), ZERO),
+        current_month=sum((item.amount for item in rated if item.piece.month == this_month), ZERO),
         active_promotions=active,
+        credit_remaining=remaining,
     )
 
 
@@ -248,3 +344,155 @@ def invoice_of(*, account: Account | None, invoice_id: int) -> Invoice | None:
 
 def invoice_items_of(*, invoice: Invoice) -> QuerySet[InvoiceItem]:
     return invoice.items.order_by("from_at", "id")
+
+
+def tax_rates_on(*, day: date) -> dict[str, TaxRate]:
+    """The tax rate in force on `day` in each country that has one."""
+    in_force = TaxRate.objects.filter(valid_from__lte=day).filter(
+        Q(valid_until__isnull=True) | Q(valid_until__gt=day)
+    )
+    return {tax_rate.country: tax_rate for tax_rate in in_force}
+
+
+def tax_rates_overlapping(*, tax_rate: TaxRate) -> list[TaxRate]:
+    """The other rates of the same country whose period meets this one's."""
+    others = TaxRate.objects.filter(country=tax_rate.country).exclude(pk=tax_rate.pk)
+    others = others.filter(Q(valid_until__isnull=True) | Q(valid_until__gt=tax_rate.valid_from))
+    if tax_rate.valid_until is not None:
+        others = others.filter(valid_from__lt=tax_rate.valid_until)
+    return list(others.order_by("valid_from"))
+
+
+@dataclass(frozen=True)
+class DocumentLine:
+    label: str
+    plan: str
+    region: str
+    start: datetime
+    end: datetime
+    hours: int
+    unit_price: Decimal
+    list_amount: Decimal
+    credit: Decimal
+    waived: Decimal
+    amount: Decimal
+    tax: Decimal
+    note: str
+
+
+@dataclass(frozen=True)
+class InvoiceDocument:
+    """Everything an invoice's PDF or CSV shows, read in two queries."""
+
+    invoice_id: int
+    account_name: str
+    account_company: str
+    account_email: str
+    account_country: str
+    period: date
+    date: datetime
+    status: str
+    lines: list[DocumentLine]
+    subtotal: Decimal
+    tax_name: str
+    tax_percent: Decimal | None
+    tax: Decimal
+    total: Decimal
+
+    @property
+    def credit(self) -> Decimal:
+        return sum((line.credit for line in self.lines), ZERO)
+
+    @property
+    def waived(self) -> Decimal:
+        return sum((line.waived for line in self.lines), ZERO)
+
+
+def invoice_document(*, invoice: Invoice) -> InvoiceDocument:
+    invoice = Invoice.objects.select_related("account").get(pk=invoice.pk)
+    items = invoice.items.select_related("segment__instance", "promotion").order_by("from_at", "id")
+    return InvoiceDocument(
+        invoice_id=invoice.pk,
+        account_name=invoice.account.name,
+        account_company=invoice.account.company,
+        account_email=invoice.account.email,
+        account_country=invoice.account.country,
+        period=invoice.period,
+        date=invoice.date,
+        status=invoice.status,
+        lines=[_document_line(item, invoice_period=invoice.period) for item in items],
+        subtotal=invoice.subtotal,
+        tax_name=invoice.tax_name,
+        tax_percent=invoice.tax_percent,
+        tax=invoice.tax,
+        total=invoice.total,
+    )
+
+
+def _document_line(item: InvoiceItem, *, invoice_period: date) -> DocumentLine:
+    instance = item.segment.instance
+    notes = []
+    if item.promotion_id is not None:
+        notes.append(f"credit: {item.promotion.summary}")
+    if item.waived_reason:
+        notes.append(f"waived: {item.waived_reason}")
+    if item.period != invoice_period:
+        notes.append(f"{item.period:%Y-%m} usage found after that month was invoiced")
+    return DocumentLine(
+        label=f"{instance.label} ({instance.pk})",
+        plan=item.segment.instance_type_id,
+        region=item.region,
+        start=item.from_at,
+        end=item.to_at,
+        hours=item.quantity,
+        unit_price=item.unit_price,
+        list_amount=item.list_amount,
+        credit=item.credit,
+        waived=item.list_amount if item.waived_reason else ZERO,
+        amount=item.amount,
+        tax=item.tax,
+        note="; ".join(notes),
+    )
+
+
+MONTH_ITEM_COLUMNS = {
+    "invoice": "invoice_id",
+    "account": "invoice__account__name",
+    "country": "invoice__account__country",
+    "invoice_status": "invoice__status",
+    "invoice_month": "invoice__period",
+    "usage_month": "period",
+    "label": "label",
+    "plan": "segment__instance_type_id",
+    "instance": "segment__instance_id",
+    "region": "region",
+    "from": "from_at",
+    "to": "to_at",
+    "hours": "quantity",
+    "unit_price": "unit_price",
+    "list_amount": "list_amount",
+    "credit": "credit",
+    "promotion": "promotion__summary",
+    "waived_reason": "waived_reason",
+    "amount": "amount",
+    "tax": "tax",
+    "total": "total",
+}
+
+
+def month_items(*, month: date) -> Iterable[tuple]:
+    """Every item on the invoices of `month` (drafts and finalized, corrections of earlier months
+    included), in `MONTH_ITEM_COLUMNS` order, by account and time: one query, streamed."""
+    items = InvoiceItem.objects.filter(invoice__period=month).order_by(
+        "invoice__account__name", "from_at", "id"
+    )
+    return items.values_list(*MONTH_ITEM_COLUMNS.values()).iterator(chunk_size=2000)
+
+
+def account_promotions(*, account: Account) -> list[Promotion]:
+    return list(Promotion.objects.filter(account=account).order_by("-starts_at", "-id"))
+
+
+def account_invoices(*, account: Account) -> list[Invoice]:
+    """All the account's invoices, drafts included, newest month first: the account page's table."""
+    return list(Invoice.objects.filter(account=account).order_by("-period", "-id"))

@@ -1,31 +1,36 @@
-"""Every write of billing: usage segments from provisioning's rows, invoices, the GPU trial.
+"""Every write of billing: usage segments from provisioning's rows, invoices, tax rates, the GPU trial.
 
 Billing sits above provisioning: it reads Instance and Job rows and never asks provisioning to call
 it (no signals, no hooks). Usage therefore lags provisioning until `usage_sync` runs: the scheduled
-task runs it every few minutes, and every invoice is built right after a sync of its account.
+task runs it every few minutes, and every invoice is built right after a sync of its account (the
+account's balances do not wait: they rate what a sync would write, in memory).
+
+Writes are set based: syncing a fleet or invoicing a month costs a bounded number of statements
+(a few per chunk or batch of rows), never a few per account or per instance.
 """
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Account
-from accounts.services import audit_record
+from accounts.services import audit_record, audit_record_many
 from billing import selectors
-from billing.exceptions import InvoiceFinalized, MonthNotOver, PromotionRefused
-from billing.models import Invoice, InvoiceItem, Promotion, UsageSegment
+from billing.bulk import bulk_set
+from billing.exceptions import InvoiceFinalized, MonthNotOver, PromotionRefused, TaxRateRefused
+from billing.models import Invoice, InvoiceItem, Promotion, TaxRate, UsageSegment
 from billing.months import month_end, month_label, month_of
-from billing.rating import ZERO, piece_count, rate
-from billing.timeline import PlanPeriod, ResizeFact, as_of, plan_periods
+from billing.rating import ZERO, piece_count, rate, tax_of, tax_shares
+from billing.usage import SyncPlan, sync_plan
 from inventory.models import InstanceType
-from provisioning.models import Instance, Job
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +38,15 @@ GPU_TRIAL_DAYS = 7
 # Creates and resizes in flight at midnight land within minutes; finalizing an hour after the month
 # closes keeps their usage on its own month's invoice rather than as a correction on the next one.
 FINALIZE_GRACE = timedelta(hours=1)
+# Instances read per round of a sync, and rows per insert: bounded memory, bounded statements.
+SYNC_CHUNK = 20_000
+INSERT_BATCH = 5_000
+# pg_advisory_xact_lock key that makes syncs take turns ("usage" in ASCII).
+SYNC_LOCK_KEY = 0x7573616765
+
+
+# ---------------------------------------------------------------------------------------------------
+# Usage
 
 
 @dataclass
@@ -51,135 +65,117 @@ class UsageSyncReport:
         return text
 
 
-def usage_sync(*, now: datetime | None = None, account: Account | None = None) -> UsageSyncReport:
+def usage_sync(
+    *, now: datetime | None = None, account: Account | None = None, account_ids: Iterable[int] | None = None
+) -> UsageSyncReport:
     """Open and close usage segments so that they say what provisioning's rows say, as of `now`
-    (for one account, or all).
+    (for one account, some, or all).
 
     Idempotent: a second run finds nothing to do. Segments are only ever appended and closed; when
     provisioning's rows contradict a segment already written (an edited `created`, say), the segment
-    is left alone and the contradiction reported, because it may be billed already.
+    is left alone and the contradiction reported, because it may be billed already. One transaction;
+    syncs take turns (an advisory lock on PostgreSQL) so two never write the same segment, and where
+    the database cannot lock (SQLite), a segment another sync wrote meanwhile is skipped, counted as
+    raced.
     """
     now = now or timezone.now()
-    plans = InstanceType.objects.in_bulk()
-    report = UsageSyncReport()
-    instances = selectors.instances_to_sync(now=now)
     if account is not None:
-        instances = instances.filter(account=account)
-    for instance in instances.iterator(chunk_size=500):
-        try:
-            with transaction.atomic():
-                _instance_sync(instance=instance, now=now, plans=plans, report=report)
-        except IntegrityError:
-            # Another sync wrote the same segment between our read and our write; the constraints
-            # turned the second write away, and the next run will find the rows in place.
-            report.raced += 1
+        account_ids = [account.pk]
+    elif account_ids is not None:
+        account_ids = list(account_ids)
+    report = UsageSyncReport()
+    with transaction.atomic():
+        _sync_turn()
+        instance_types = InstanceType.objects.in_bulk()
+        after = 0
+        while True:
+            facts = selectors.sync_facts(now=now, account_ids=account_ids, after_id=after, limit=SYNC_CHUNK)
+            if facts:
+                after = facts[-1].id
+                _sync_write([sync_plan(instance, now) for instance in facts], instance_types, report)
+            if len(facts) < SYNC_CHUNK:
+                break
     for problem in report.problems:
         logger.warning("usage sync: %s", problem)
     return report
 
 
-def _periods(instance: Instance, now: datetime) -> list[PlanPeriod] | None:
-    """The plan periods of an instance as of `now`, or None when it is not billable (yet)."""
-    jobs = instance.billing_jobs
-    creates = [job for job in jobs if job.action == Job.Action.CREATE]
-    succeeded = [
-        job for job in creates if job.status == Job.Status.FINISHED and job.finished and job.finished <= now
-    ]
-    # A create that failed (or has not finished) is not billed; its instance had no usable machine.
-    if (creates and not succeeded) or instance.status == Instance.Status.FAILED:
-        return None
-    resizes = [
-        ResizeFact(
-            job_id=job.pk,
-            finished=job.finished,
-            succeeded=job.status == Job.Status.FINISHED,
-            from_plan=job.params["from"],
-            to_plan=job.params["to"],
+def _sync_turn() -> None:
+    """Wait for any other sync to commit (PostgreSQL; SQLite serialises writers by itself)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SYNC_LOCK_KEY])
+
+
+def _sync_write(plans: list[SyncPlan], instance_types: dict, report: UsageSyncReport) -> None:
+    report.problems += [plan.problem for plan in plans if plan.problem]
+    closing = [
+        UsageSegment(
+            pk=plan.close.segment_id, ended_at=plan.close.ended_at, piece_count=plan.close.piece_count
         )
-        for job in jobs
-        if job.action == Job.Action.RESIZE
-        and job.finished is not None
-        and job.status in (Job.Status.FINISHED, Job.Status.FAILED)
+        for plan in plans
+        if plan.close is not None
     ]
-    periods = plan_periods(
-        created=instance.created,
-        deleted_at=instance.deleted_at,
-        current_plan=instance.instance_type_id,
-        create_job_id=succeeded[0].pk if succeeded else None,
-        resizes=resizes,
-    )
-    return as_of(periods, now)
-
-
-def _instance_sync(*, instance: Instance, now: datetime, plans: dict, report: UsageSyncReport) -> None:
-    periods = _periods(instance, now)
-    if periods is None:
-        return
-    segments: list[UsageSegment] = list(instance.billing_segments)
-    for position, want in enumerate(periods):
-        if position == len(segments):
-            segments.append(_segment_open(instance=instance, period=want, plans=plans, after=segments))
+    bulk_set(UsageSegment, closing, ["ended_at", "piece_count"])
+    report.closed += len(closing)
+    # The n-th new segment of every instance in one insert; the next insert needs their ids, since
+    # each segment names the one before it.
+    waves = [(plan, plan.last_segment_id) for plan in plans if plan.opens]
+    depth = 0
+    while waves:
+        rows = [_segment(plan, depth, previous, instance_types) for plan, previous in waves]
+        UsageSegment.objects.bulk_create(rows, batch_size=INSERT_BATCH, ignore_conflicts=True)
+        written = {
+            (instance_id, started_at): pk
+            for pk, instance_id, started_at in UsageSegment.objects.filter(
+                instance_id__in=[plan.instance.id for plan, _ in waves]
+            ).values_list("pk", "instance_id", "started_at")
+        }
+        following = []
+        for (plan, _), row in zip(waves, rows, strict=True):
+            pk = written.get((row.instance_id, row.started_at))
+            if pk is None:  # another sync wrote this instance's segments meanwhile (SQLite only)
+                report.raced += 1
+                continue
             report.opened += 1
-            continue
-        have = segments[position]
-        if (have.started_at, have.instance_type_id) != (want.start, want.plan_id):
-            report.problems.append(
-                f"instance {instance.pk}: segment {have.pk} says {have.instance_type_id} from "
-                f"{have.started_at:%Y-%m-%d %H:%M:%S}, provisioning says {want.plan_id} from "
-                f"{want.start:%Y-%m-%d %H:%M:%S}; left as it is"
-            )
-            return
-        if have.ended_at == want.end:
-            continue
-        if have.ended_at is None:
-            have.ended_at, have.piece_count = want.end, piece_count(have.started_at, want.end)
-            UsageSegment.objects.filter(pk=have.pk, ended_at__isnull=True).update(
-                ended_at=have.ended_at, piece_count=have.piece_count
-            )
-            report.closed += 1
-        elif want.end is None and position == len(periods) - 1:
-            return  # the rows were written by a sync that looked later than `now`
-        else:
-            report.problems.append(
-                f"instance {instance.pk}: segment {have.pk} ended {have.ended_at:%Y-%m-%d %H:%M:%S}, "
-                f"provisioning now says {want.end}; left as it is"
-            )
-            return
-    if len(segments) > len(periods) and periods and periods[-1].end is not None:
-        report.problems.append(
-            f"instance {instance.pk}: {len(segments)} segments but provisioning explains {len(periods)}"
-        )
+            if depth + 1 < len(plan.opens):
+                following.append((plan, pk))
+        waves, depth = following, depth + 1
 
 
-def _segment_open(
-    *, instance: Instance, period: PlanPeriod, plans: dict, after: list[UsageSegment]
-) -> UsageSegment:
-    plan = plans[period.plan_id]
+def _segment(plan: SyncPlan, depth: int, previous: int | None, instance_types: dict) -> UsageSegment:
+    period = plan.opens[depth]
+    instance_type = instance_types[period.plan_id]
     segment = UsageSegment(
-        account_id=instance.account_id,
-        instance=instance,
-        instance_type=plan,
-        price_hourly=plan.price_hourly,
-        price_monthly=plan.price_monthly,
+        account_id=plan.instance.account_id,
+        instance_id=plan.instance.id,
+        instance_type=instance_type,
+        price_hourly=instance_type.price_hourly,
+        price_monthly=instance_type.price_monthly,
         started_at=period.start,
         ended_at=period.end,
         piece_count=None if period.end is None else piece_count(period.start, period.end),
-        previous=after[-1] if after else None,
+        previous_id=previous,
         job_id=period.job_id,
     )
-    # Field checks only: the uniqueness and CHECK constraints are the database's, and a concurrent
-    # sync is told apart by the IntegrityError the caller catches.
-    segment.full_clean(validate_unique=False, validate_constraints=False)
-    segment.save()
+    # Field checks only (no per-row queries): the uniqueness and CHECK constraints are the database's.
+    segment.clean_fields(exclude=["account", "instance", "instance_type", "previous", "job"])
     return segment
 
 
-def _account_locked(account: Account) -> Account:
-    # One invoicing transaction per account at a time: two drafts must not both take a late piece or
-    # both spend the same credit.
-    # NO KEY: a concurrent sync inserting a segment takes a key-share lock on the account (its foreign
-    # key) and must not wait for this lock while this transaction waits for its segment.
-    return Account.objects.select_for_update(no_key=True).get(pk=account.pk)
+# ---------------------------------------------------------------------------------------------------
+# Invoices
+
+
+@dataclass
+class InvoiceRun:
+    """What one build of a month's invoices did: the invoices built (drafts or finalized) and those it
+    left alone because they were finalized already (by an overlapping run, or long ago)."""
+
+    month: date
+    invoices: list[Invoice] = field(default_factory=list)
+    item_counts: dict[int, int] = field(default_factory=dict)
+    already_finalized: list[Invoice] = field(default_factory=list)
 
 
 def invoice_generate(*, account: Account, month: date, now: datetime | None = None) -> Invoice | None:
@@ -193,23 +189,58 @@ def invoice_generate(*, account: Account, month: date, now: datetime | None = No
     if month > month_of(now):
         raise MonthNotOver(f"{month_label(month)} has not begun; there is nothing to invoice yet.")
     with transaction.atomic():
-        account = _account_locked(account)
-        invoice = Invoice.objects.filter(account=account, period=month).first()
-        if invoice is not None and invoice.finalized:
-            raise _finalized(invoice)
-        if invoice is not None:
-            _draft_clear(invoice)
-        # An invoice built from segments that missed a delete would bill the month to its end.
-        usage_sync(now=now, account=account)
-        pieces = _pieces_for(account=account, month=month, now=now)
-        if invoice is None:
-            if not pieces:
-                return None
-            invoice = Invoice(account=account, period=month, date=month_end(month))
-            invoice.full_clean(validate_constraints=False)
-            invoice.save()
-        _draft_fill(invoice=invoice, account=account, pieces=pieces)
-    return invoice
+        run = _invoices_build(account_ids=[account.pk], month=month, now=now, finalize=False, actor=None)
+    if run.already_finalized:
+        raise _finalized(run.already_finalized[0])
+    return run.invoices[0] if run.invoices else None
+
+
+def invoice_finalize(
+    *, invoice: Invoice, now: datetime | None = None, actor: AbstractBaseUser | None = None
+) -> Invoice:
+    """Sync the account's usage, rebuild the draft from it, tax it and freeze it. Only once its month
+    is over."""
+    now = now or timezone.now()
+    if now < month_end(invoice.period):
+        raise MonthNotOver(
+            f"{month_label(invoice.period)} is not over until "
+            f"{month_end(invoice.period):%Y-%m-%d %H:%M} UTC; its invoice can be finalized after that."
+        )
+    with transaction.atomic():
+        run = _invoices_build(
+            account_ids=[invoice.account_id], month=invoice.period, now=now, finalize=True, actor=actor
+        )
+    if run.already_finalized:
+        raise _finalized(run.already_finalized[0])
+    return run.invoices[0]
+
+
+def invoices_build(
+    *,
+    month: date,
+    now: datetime | None = None,
+    finalize: bool = False,
+    account_ids: Iterable[int] | None = None,
+    actor: AbstractBaseUser | None = None,
+) -> InvoiceRun:
+    """Build the invoices of `month` for every account that has something to bill in it (or only
+    `account_ids`), in one transaction, and with `finalize` tax and freeze them. Invoices finalized
+    already are left as they are and listed in the run: a second run started at the same time finds
+    the first one's work done, and does nothing."""
+    now = now or timezone.now()
+    if month > month_of(now):
+        raise MonthNotOver(f"{month_label(month)} has not begun; there is nothing to invoice yet.")
+    if finalize and now < month_end(month):
+        raise MonthNotOver(
+            f"{month_label(month)} is not over until {month_end(month):%Y-%m-%d %H:%M} UTC; "
+            "build drafts now and finalize after that."
+        )
+    if account_ids is None:
+        account_ids = [account.pk for account in selectors.accounts_to_invoice(month=month, now=now)]
+    with transaction.atomic():
+        return _invoices_build(
+            account_ids=list(account_ids), month=month, now=now, finalize=finalize, actor=actor
+        )
 
 
 def _finalized(invoice: Invoice) -> InvoiceFinalized:
@@ -219,104 +250,254 @@ def _finalized(invoice: Invoice) -> InvoiceFinalized:
     )
 
 
-def _pieces_for(*, account: Account, month: date, now: datetime) -> list[selectors.BillablePiece]:
-    found = selectors.billable_pieces(until=min(now, month_end(month)), account=account)
-    finalized = selectors.finalized_periods(account_ids=[account.pk])
-    return [
-        bp
-        for bp in found
-        if bp.invoice_id is None
-        and (
-            bp.piece.month == month or (bp.piece.month < month and (account.pk, bp.piece.month) in finalized)
-        )
-    ]
-
-
-def _draft_clear(invoice: Invoice) -> None:
-    """Take a draft's items off it, giving back the credit they spent."""
-    spent = defaultdict(lambda: ZERO)
-    for promotion_id, credit in invoice.items.exclude(promotion=None).values_list("promotion_id", "credit"):
-        spent[promotion_id] += credit
-    for promotion in Promotion.objects.select_for_update().filter(pk__in=spent).order_by("pk"):
-        promotion.used -= spent[promotion.pk]
-        promotion.save(update_fields=["used"])
-    invoice.items.all().delete()
-
-
-def _draft_fill(*, invoice: Invoice, account: Account, pieces: list[selectors.BillablePiece]) -> None:
-    promotions = {
-        p.pk: p for p in Promotion.objects.select_for_update().filter(account=account).order_by("pk")
+def _invoices_build(
+    *, account_ids: list[int], month: date, now: datetime, finalize: bool, actor: AbstractBaseUser | None
+) -> InvoiceRun:
+    """The one way invoices are written, for one account or ten thousand; inside a transaction."""
+    run = InvoiceRun(month=month)
+    # One invoicing transaction per account at a time: two drafts must not both take a late piece or
+    # both spend the same credit. Locked in id order, so overlapping runs never deadlock.
+    # NO KEY: a concurrent sync inserting a segment takes a key-share lock on the account (its foreign
+    # key) and must not wait for this lock while this transaction waits for its segment.
+    accounts = {
+        account.pk: account
+        for account in Account.objects.filter(pk__in=account_ids)
+        .order_by("pk")
+        .select_for_update(no_key=True)
     }
-    rated = rate(
-        [bp.piece for bp in pieces],
-        waived_reason=selectors.charge_waiver(account=account),
-        credits=selectors.credits_of(account=account),
-    )
-    segments = {bp.piece.key: bp.segment for bp in pieces}
-    items = []
-    for item in rated:
-        segment = segments[item.piece.key]
-        row = InvoiceItem(
-            invoice=invoice,
-            segment=segment,
-            period=item.piece.month,
-            label=f"{segment.instance_type.label} - {segment.instance.label} ({segment.instance_id})",
-            region=segment.instance.region_id,
-            from_at=item.piece.start,
-            to_at=item.piece.end,
-            quantity=item.quantity,
-            unit_price=item.piece.hourly,
-            list_amount=item.list_amount,
-            credit=item.credit,
-            promotion_id=item.promotion_id,
-            waived_reason=item.waived_reason,
-            amount=item.amount,
-            tax=ZERO,
-            total=item.amount,
-        )
-        # Field checks only (no per-row queries); the constraints are checked by the insert.
-        row.clean_fields(exclude=["invoice", "segment", "promotion"])
-        items.append(row)
-        if item.promotion_id is not None:
-            promotions[item.promotion_id].used += item.credit
-    InvoiceItem.objects.bulk_create(items)
-    for promotion in promotions.values():
-        promotion.save(update_fields=["used"])
-    invoice.subtotal = sum((row.amount for row in items), ZERO)
-    invoice.tax = ZERO
-    invoice.total = invoice.subtotal + invoice.tax
-    invoice.full_clean(validate_constraints=False)
-    invoice.save(update_fields=["subtotal", "tax", "total", "updated"])
-
-
-def invoice_finalize(
-    *, invoice: Invoice, now: datetime | None = None, actor: AbstractBaseUser | None = None
-) -> Invoice:
-    """Sync the account's usage, rebuild the draft from it and freeze it. Only once its month is over."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        _account_locked(invoice.account)
-        invoice = Invoice.objects.select_related("account").get(pk=invoice.pk)
+    invoices = {
+        invoice.account_id: invoice
+        for invoice in Invoice.objects.filter(account_id__in=list(accounts), period=month)
+    }
+    for account_id, invoice in list(invoices.items()):
         if invoice.finalized:
-            raise _finalized(invoice)
-        if now < month_end(invoice.period):
-            raise MonthNotOver(
-                f"{month_label(invoice.period)} is not over until "
-                f"{month_end(invoice.period):%Y-%m-%d %H:%M} UTC; its invoice can be finalized after that."
-            )
-        _draft_clear(invoice)
-        usage_sync(now=now, account=invoice.account)
-        _draft_fill(
-            invoice=invoice,
-            account=invoice.account,
-            pieces=_pieces_for(account=invoice.account, month=invoice.period, now=now),
+            invoice.account = accounts.pop(account_id)
+            run.already_finalized.append(invoice)
+            del invoices[account_id]
+    if not accounts:
+        return run
+    promotions = {
+        promotion.pk: promotion
+        for promotion in Promotion.objects.select_for_update()
+        .filter(account_id__in=list(accounts))
+        .order_by("pk")
+    }
+    _drafts_clear(list(invoices.values()), promotions)
+    # An invoice built from segments that missed a delete would bill the month to its end.
+    usage_sync(now=now, account_ids=list(accounts))
+    pieces = _pieces_for(account_ids=list(accounts), month=month, now=now)
+
+    new = []
+    for account_id in accounts:
+        if account_id not in invoices and pieces.get(account_id):
+            new.append(Invoice(account_id=account_id, period=month, date=month_end(month)))
+    for invoice in new:
+        invoice.clean_fields(exclude=["account", "tax_rate"])
+    Invoice.objects.bulk_create(new, batch_size=INSERT_BATCH)
+    invoices.update({invoice.account_id: invoice for invoice in new})
+
+    rates = selectors.tax_rates_on(day=month_end(month).date()) if finalize else {}
+    credits_by_account = defaultdict(list)
+    for promotion in sorted(promotions.values(), key=lambda p: (p.expires_at, p.pk)):
+        credits_by_account[promotion.account_id].append(selectors.credit_of(promotion, spent=promotion.used))
+    items = []
+    for account_id, invoice in invoices.items():
+        account = invoice.account = accounts[account_id]
+        rated = rate(
+            [bp.piece for bp in pieces.get(account_id, [])],
+            waived_reason=selectors.charge_waiver(account=account),
+            credits=credits_by_account[account_id],
         )
-        invoice.status = Invoice.Status.FINALIZED
-        invoice.finalized_at = now
-        invoice.full_clean(validate_constraints=False)
-        invoice.save(update_fields=["status", "finalized_at", "updated"])
-        audit_record(actor=actor, action="invoice.finalize", target=invoice, detail=f"total {invoice.total}")
-    return invoice
+        segments = {bp.piece.key: bp.segment for bp in pieces.get(account_id, [])}
+        rows = [_item(invoice, segments[item.piece.key], item) for item in rated]
+        for row in rows:
+            if row.promotion_id is not None:
+                promotions[row.promotion_id].used += row.credit
+        invoice.subtotal = sum((row.amount for row in rows), ZERO)
+        tax_rate = rates.get(account.country) if finalize else None
+        _tax(invoice, rows, tax_rate)
+        if finalize:
+            invoice.status, invoice.finalized_at = Invoice.Status.FINALIZED, now
+        invoice.updated = timezone.now()
+        invoice.clean_fields(exclude=["account", "tax_rate"])
+        items += rows
+        run.invoices.append(invoice)
+        run.item_counts[invoice.pk] = len(rows)
+    InvoiceItem.objects.bulk_create(items, batch_size=INSERT_BATCH)
+    bulk_set(Promotion, list(promotions.values()), ["used"])
+    bulk_set(
+        Invoice,
+        run.invoices,
+        [
+            "subtotal",
+            "tax",
+            "total",
+            "status",
+            "finalized_at",
+            "tax_rate",
+            "tax_name",
+            "tax_percent",
+            "updated",
+        ],
+    )
+    if finalize:
+        audit_record_many(
+            actor=actor,
+            action="invoice.finalize",
+            targets=[(invoice, f"total {invoice.total}") for invoice in run.invoices],
+        )
+    return run
+
+
+def _drafts_clear(drafts: list[Invoice], promotions: dict[int, Promotion]) -> None:
+    """Take the drafts' items off them, giving back the credit they spent."""
+    if not drafts:
+        return
+    items = InvoiceItem.objects.filter(invoice_id__in=[draft.pk for draft in drafts])
+    for promotion_id, credit in items.exclude(promotion=None).values_list("promotion_id", "credit"):
+        promotions[promotion_id].used -= credit
+    items.delete()
+
+
+def _pieces_for(*, account_ids: list[int], month: date, now: datetime) -> dict[int, list]:
+    """Per account, the pieces its invoice for `month` takes: the month's own, and late ones of earlier
+    months whose invoice was finalized without them."""
+    found = selectors.billable_pieces(until=min(now, month_end(month)), account_ids=account_ids)
+    finalized = selectors.finalized_periods(account_ids=account_ids)
+    by_account = defaultdict(list)
+    for bp in found:
+        if bp.invoice_id is None and (
+            bp.piece.month == month
+            or (bp.piece.month < month and (bp.account_id, bp.piece.month) in finalized)
+        ):
+            by_account[bp.account_id].append(bp)
+    return by_account
+
+
+def _item(invoice: Invoice, segment: selectors.SegmentRow, item) -> InvoiceItem:
+    row = InvoiceItem(
+        invoice=invoice,
+        segment_id=segment.id,
+        period=item.piece.month,
+        label=segment.item_label,
+        region=segment.region_id,
+        from_at=item.piece.start,
+        to_at=item.piece.end,
+        quantity=item.quantity,
+        unit_price=item.piece.hourly,
+        list_amount=item.list_amount,
+        credit=item.credit,
+        promotion_id=item.promotion_id,
+        waived_reason=item.waived_reason,
+        amount=item.amount,
+        tax=ZERO,
+        total=item.amount,
+    )
+    # Field checks only (no per-row queries); the constraints are checked by the insert.
+    row.clean_fields(exclude=["invoice", "segment", "promotion"])
+    return row
+
+
+def _tax(invoice: Invoice, rows: list[InvoiceItem], tax_rate: TaxRate | None) -> None:
+    """Tax the invoice's subtotal (after credits and waivers) at `tax_rate`, rounded half up to the
+    cent once, on the whole invoice; then share that tax out over the items so that each item's total
+    is its amount plus its tax and the items still add up to the invoice."""
+    invoice.tax_rate = tax_rate
+    invoice.tax_name = tax_rate.name if tax_rate else ""
+    invoice.tax_percent = tax_rate.percent if tax_rate else None
+    invoice.tax = tax_of(invoice.subtotal, tax_rate.percent) if tax_rate else ZERO
+    for row, share in zip(rows, tax_shares(invoice.tax, [row.amount for row in rows]), strict=True):
+        row.tax, row.total = share, row.amount + share
+    invoice.total = invoice.subtotal + invoice.tax
+
+
+@dataclass
+class BillingRunReport:
+    usage: UsageSyncReport
+    invoices: list[Invoice] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        finalized = sum(invoice.finalized for invoice in self.invoices)
+        text = f"usage: {self.usage}; {len(self.invoices)} invoices built, {finalized} finalized"
+        if self.problems:
+            text += f"; {len(self.problems)} problems"
+        return text
+
+
+def billing_run(*, now: datetime | None = None) -> BillingRunReport:
+    """What the schedule does: sync usage, then invoice every closed month that has unbilled usage,
+    oldest first, finalizing once the month has been over for FINALIZE_GRACE. Catches up by itself
+    after a missed run; a run overlapping another finds the other's invoices finalized and says so."""
+    now = now or timezone.now()
+    report = BillingRunReport(usage=usage_sync(now=now))
+    current = month_of(now)
+    pieces = selectors.billable_pieces(until=min(now, month_end(current)))
+    targets = selectors.invoice_targets(pieces=pieces, before=current)
+    months = sorted({month for months in targets.values() for month in months})
+    for month in months:
+        run = invoices_build(
+            month=month,
+            now=now,
+            finalize=now >= month_end(month) + FINALIZE_GRACE,
+            account_ids=sorted(account_id for account_id, wanted in targets.items() if month in wanted),
+        )
+        report.invoices += run.invoices
+        report.problems += [_finalized(invoice).message for invoice in run.already_finalized]
+    return report
+
+
+# ---------------------------------------------------------------------------------------------------
+# Tax rates
+
+
+def tax_rate_refusal(*, tax_rate: TaxRate) -> str | None:
+    """Why this rate may not be saved, or None. A country's periods never overlap, and a rate that
+    taxed a finalized invoice keeps its country, name, percent and start (an invoice names the rate
+    it used); it may still be ended, as long as every invoice it taxed stays inside. The admin's form
+    asks this to show the reason on the form; `tax_rate_save` asks it again under a lock."""
+    if tax_rate.pk is not None:
+        before = TaxRate.objects.get(pk=tax_rate.pk)
+        used = Invoice.objects.filter(tax_rate=before)
+        terms = ("country", "name", "percent", "valid_from")
+        changed = [name for name in terms if getattr(before, name) != getattr(tax_rate, name)]
+        if changed and used.exists():
+            return (
+                f"{before} taxed {used.count()} finalized invoice(s); its {', '.join(changed)} cannot "
+                "change. End it (set the day it stops) and add the next rate instead."
+            )
+        last = used.order_by("-date").values_list("date", flat=True).first()
+        if last is not None and tax_rate.valid_until is not None and last.date() >= tax_rate.valid_until:
+            return f"{before} taxed an invoice dated {last:%Y-%m-%d}; it cannot end on or before that day."
+    overlapping = selectors.tax_rates_overlapping(tax_rate=tax_rate)
+    if overlapping:
+        return (
+            f"{tax_rate.country} already has a rate for part of that time: {overlapping[0]}. "
+            "End that one first, or start this one after it."
+        )
+    return None
+
+
+def tax_rate_save(*, tax_rate: TaxRate, actor: AbstractBaseUser | None = None) -> TaxRate:
+    """Add a tax rate or change one (see `tax_rate_refusal` for what is refused), audit-recorded."""
+    tax_rate.full_clean(validate_constraints=False)
+    with transaction.atomic():
+        # Rates of one country are written one at a time: lock the country's rows, then check.
+        list(TaxRate.objects.select_for_update().filter(country=tax_rate.country).values_list("pk"))
+        refusal = tax_rate_refusal(tax_rate=tax_rate)
+        if refusal:
+            raise TaxRateRefused(refusal)
+        try:
+            with transaction.atomic():
+                tax_rate.save()
+        except IntegrityError as exc:  # a first rate of the country written between the check and here
+            raise TaxRateRefused(f"{tax_rate.country} already has a rate for part of that time.") from exc
+        audit_record(actor=actor, action="tax_rate.save", target=tax_rate, detail=str(tax_rate))
+    return tax_rate
+
+
+# ---------------------------------------------------------------------------------------------------
+# Promotions
 
 
 def promotion_grant_gpu_trial(
@@ -349,41 +530,3 @@ def promotion_grant_gpu_trial(
     except IntegrityError as exc:  # granted by someone else between the check and the insert
         raise PromotionRefused(f"{account} has had its GPU trial already.") from exc
     return promotion
-
-
-@dataclass
-class BillingRunReport:
-    usage: UsageSyncReport
-    invoices: list[Invoice] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        finalized = sum(invoice.finalized for invoice in self.invoices)
-        text = f"usage: {self.usage}; {len(self.invoices)} invoices built, {finalized} finalized"
-        if self.problems:
-            text += f"; {len(self.problems)} problems"
-        return text
-
-
-def billing_run(*, now: datetime | None = None) -> BillingRunReport:
-    """What the schedule does: sync usage, then invoice every closed month that has unbilled usage,
-    oldest first, finalizing once the month has been over for FINALIZE_GRACE. Catches up by itself
-    after a missed run."""
-    now = now or timezone.now()
-    report = BillingRunReport(usage=usage_sync(now=now))
-    current = month_of(now)
-    pieces = selectors.billable_pieces(until=min(now, month_end(current)))
-    targets = selectors.invoice_targets(pieces=pieces, before=current)
-    accounts = Account.objects.in_bulk(targets)
-    for account_id in sorted(targets):
-        for month in sorted(targets[account_id]):
-            try:
-                invoice = invoice_generate(account=accounts[account_id], month=month, now=now)
-                if invoice is not None and now >= month_end(month) + FINALIZE_GRACE:
-                    invoice = invoice_finalize(invoice=invoice, now=now)
-            except InvoiceFinalized as exc:  # a run overlapping this one got there first
-                report.problems.append(exc.message)
-                continue
-            if invoice is not None:
-                report.invoices.append(invoice)
-    return report

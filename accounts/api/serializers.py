@@ -25,7 +25,7 @@ class AccountSerializer(serializers.Serializer):
     capabilities = serializers.SerializerMethodField()
     city = serializers.SerializerMethodField()
     company = serializers.CharField()
-    country = serializers.SerializerMethodField()
+    country = serializers.CharField()
     email = serializers.EmailField()
     euuid = serializers.SerializerMethodField()
     first_name = serializers.SerializerMethodField()
@@ -39,7 +39,7 @@ class AccountSerializer(serializers.Serializer):
     def _blank(self, account) -> str:
         return ""
 
-    get_address_1 = get_address_2 = get_city = get_country = _blank
+    get_address_1 = get_address_2 = get_city = _blank
     get_first_name = get_last_name = get_phone = get_state = get_tax_id = get_zip = _blank
 
     def get_balance(self, account) -> float:

@@ -1,5 +1,5 @@
 """Linode's invoice and invoice item objects. Amounts are numbers and `unit_price` a string, as Linode
-sends them; there is no tax engine, so tax is 0 and the tax summary empty."""
+sends them. `tax_summary` names the rate the invoice was taxed at (empty when none applied)."""
 
 from decimal import Decimal
 
@@ -36,7 +36,11 @@ class InvoiceSerializer(serializers.Serializer):
 
     @extend_schema_field(TaxSummarySerializer(many=True))
     def get_tax_summary(self, invoice) -> list[dict]:
-        return []
+        if invoice.tax_rate_id is None:
+            return []
+        return [
+            {"name": f"{invoice.tax_name} ({invoice.tax_percent.normalize():f}%)", "tax": float(invoice.tax)}
+        ]
 
 
 def price_text(value: Decimal) -> str:

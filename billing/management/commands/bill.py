@@ -3,8 +3,7 @@ from django.utils import timezone
 
 from billing.exceptions import BillingError
 from billing.months import month_before, month_end, month_label, month_of, parse_month
-from billing.selectors import accounts_to_invoice
-from billing.services import invoice_finalize, invoice_generate, usage_sync
+from billing.services import invoices_build, usage_sync
 
 
 class Command(BaseCommand):
@@ -34,23 +33,19 @@ class Command(BaseCommand):
                 "build drafts now (without --finalize) and finalize after that."
             )
         self.stdout.write(f"usage: {usage_sync(now=now)}")
-        failed = 0
-        accounts = accounts_to_invoice(month=month, now=now)
-        for account in accounts:
-            try:
-                invoice = invoice_generate(account=account, month=month, now=now)
-                if invoice is not None and finalize:
-                    invoice = invoice_finalize(invoice=invoice, now=now)
-            except BillingError as exc:
-                failed += 1
-                self.stderr.write(self.style.ERROR(f"{account}: {exc.message}"))
-                continue
-            if invoice is not None:
-                self.stdout.write(
-                    f"{account}: invoice {invoice.pk} for {month_label(month)}, {invoice.status}, "
-                    f"{invoice.items.count()} items, total {invoice.total}"
-                )
-        if not accounts:
+        try:
+            run = invoices_build(month=month, now=now, finalize=finalize)
+        except BillingError as exc:
+            raise CommandError(exc.message) from exc
+        for invoice in run.invoices:
+            self.stdout.write(
+                f"{invoice.account}: invoice {invoice.pk} for {month_label(month)}, {invoice.status}, "
+                f"{run.item_counts[invoice.pk]} items, total {invoice.total}"
+            )
+        for invoice in run.already_finalized:
+            # Another run finalized it first (two started at once, say): its work is done, not failed.
+            self.stdout.write(
+                f"{invoice.account}: invoice {invoice.pk} for {month_label(month)} was finalized already"
+            )
+        if not run.invoices and not run.already_finalized:
             self.stdout.write(f"nothing to bill for {month_label(month)}")
-        if failed:
-            raise CommandError(f"{failed} account(s) could not be billed")
