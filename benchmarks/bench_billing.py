@@ -236,6 +236,9 @@ def _timed(call):
         started = time.perf_counter()
         result = call()
         seconds = time.perf_counter() - started
+    # The slowest statements, to standard error: where the time goes when a target is missed.
+    for query in sorted(captured.captured_queries, key=lambda q: -float(q["time"]))[:6]:
+        sys.stderr.write(f"{float(query['time']):8.2f} s  {query['sql'][:300]}\n")
     return result, round(seconds, 2), len(captured)
 
 

@@ -24,7 +24,7 @@ from django.utils import timezone
 from accounts.models import Account
 from accounts.services import audit_record, audit_record_many
 from billing import selectors
-from billing.bulk import bulk_set
+from billing.bulk import bulk_insert, bulk_set
 from billing.exceptions import InvoiceFinalized, MonthNotOver, PromotionRefused, TaxRateRefused
 from billing.models import Invoice, InvoiceItem, Promotion, TaxRate, UsageSegment
 from billing.months import month_end, month_label, month_of
@@ -122,45 +122,43 @@ def _sync_write(plans: list[SyncPlan], instance_types: dict, report: UsageSyncRe
     # each segment names the one before it.
     waves = [(plan, plan.last_segment_id) for plan in plans if plan.opens]
     depth = 0
+    written_at = timezone.now()
     while waves:
-        rows = [_segment(plan, depth, previous, instance_types) for plan, previous in waves]
-        UsageSegment.objects.bulk_create(rows, batch_size=INSERT_BATCH, ignore_conflicts=True)
-        written = {
-            (instance_id, started_at): pk
-            for pk, instance_id, started_at in UsageSegment.objects.filter(
-                instance_id__in=[plan.instance.id for plan, _ in waves]
-            ).values_list("pk", "instance_id", "started_at")
+        periods = [plan.opens[depth] for plan, _ in waves]
+        types = [instance_types[period.plan_id] for period in periods]
+        columns = {
+            "account_id": [plan.instance.account_id for plan, _ in waves],
+            "instance_id": [plan.instance.id for plan, _ in waves],
+            "instance_type_id": [period.plan_id for period in periods],
+            "price_hourly": [instance_type.price_hourly for instance_type in types],
+            "price_monthly": [instance_type.price_monthly for instance_type in types],
+            "started_at": [period.start for period in periods],
+            "ended_at": [period.end for period in periods],
+            "piece_count": [None if p.end is None else piece_count(p.start, p.end) for p in periods],
+            "previous_id": [previous for _, previous in waves],
+            "job_id": [period.job_id for period in periods],
+            "created": [written_at] * len(waves),
         }
+        # The database checks every column (types, lengths, the CHECK and unique constraints): a
+        # per-row full_clean() was most of a month's sync time at 100,000 segments.
+        returned = bulk_insert(
+            UsageSegment, columns, ignore_conflicts=True, returning=["id", "instance_id", "started_at"]
+        )
+        if not returned:  # no RETURNING from ON CONFLICT DO NOTHING here (SQLite): read them back
+            returned = UsageSegment.objects.filter(instance_id__in=columns["instance_id"]).values_list(
+                "pk", "instance_id", "started_at"
+            )
+        written = {(instance_id, started_at): pk for pk, instance_id, started_at in returned}
         following = []
-        for (plan, _), row in zip(waves, rows, strict=True):
-            pk = written.get((row.instance_id, row.started_at))
-            if pk is None:  # another sync wrote this instance's segments meanwhile (SQLite only)
+        for (plan, _), period in zip(waves, periods, strict=True):
+            pk = written.get((plan.instance.id, period.start))
+            if pk is None:  # another sync wrote this instance's segments meanwhile
                 report.raced += 1
                 continue
             report.opened += 1
             if depth + 1 < len(plan.opens):
                 following.append((plan, pk))
         waves, depth = following, depth + 1
-
-
-def _segment(plan: SyncPlan, depth: int, previous: int | None, instance_types: dict) -> UsageSegment:
-    period = plan.opens[depth]
-    instance_type = instance_types[period.plan_id]
-    segment = UsageSegment(
-        account_id=plan.instance.account_id,
-        instance_id=plan.instance.id,
-        instance_type=instance_type,
-        price_hourly=instance_type.price_hourly,
-        price_monthly=instance_type.price_monthly,
-        started_at=period.start,
-        ended_at=period.end,
-        piece_count=None if period.end is None else piece_count(period.start, period.end),
-        previous_id=previous,
-        job_id=period.job_id,
-    )
-    # Field checks only (no per-row queries): the uniqueness and CHECK constraints are the database's.
-    segment.clean_fields(exclude=["account", "instance", "instance_type", "previous", "job"])
-    return segment
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -287,47 +285,50 @@ def _invoices_build(
     usage_sync(now=now, account_ids=list(accounts))
     pieces = _pieces_for(account_ids=list(accounts), month=month, now=now)
 
-    new = []
-    for account_id in accounts:
-        if account_id not in invoices and pieces.get(account_id):
-            new.append(Invoice(account_id=account_id, period=month, date=month_end(month)))
-    for invoice in new:
-        invoice.clean_fields(exclude=["account", "tax_rate"])
-    Invoice.objects.bulk_create(new, batch_size=INSERT_BATCH)
-    invoices.update({invoice.account_id: invoice for invoice in new})
-
     rates = selectors.tax_rates_on(day=month_end(month).date()) if finalize else {}
     credits_by_account = defaultdict(list)
     for promotion in sorted(promotions.values(), key=lambda p: (p.expires_at, p.pk)):
         credits_by_account[promotion.account_id].append(selectors.credit_of(promotion, spent=promotion.used))
-    items = []
-    for account_id, invoice in invoices.items():
-        account = invoice.account = accounts[account_id]
+    rated_by_account = {}
+    for account_id, account in accounts.items():
+        account_pieces = pieces.get(account_id, [])
+        invoice = invoices.get(account_id)
+        if invoice is None and not account_pieces:
+            continue  # nothing to bill, and no draft to empty
+        if invoice is None:
+            invoice = invoices[account_id] = Invoice(
+                account_id=account_id, period=month, date=month_end(month)
+            )
+        invoice.account = account
         rated = rate(
-            [bp.piece for bp in pieces.get(account_id, [])],
+            [bp.piece for bp in account_pieces],
             waived_reason=selectors.charge_waiver(account=account),
             credits=credits_by_account[account_id],
         )
-        segments = {bp.piece.key: bp.segment for bp in pieces.get(account_id, [])}
-        rows = [_item(invoice, segments[item.piece.key], item) for item in rated]
-        for row in rows:
-            if row.promotion_id is not None:
-                promotions[row.promotion_id].used += row.credit
-        invoice.subtotal = sum((row.amount for row in rows), ZERO)
-        tax_rate = rates.get(account.country) if finalize else None
-        _tax(invoice, rows, tax_rate)
+        for item in rated:
+            if item.promotion_id is not None:
+                promotions[item.promotion_id].used += item.credit
+        invoice.subtotal = sum((item.amount for item in rated), ZERO)
+        shares = _tax(
+            invoice, [item.amount for item in rated], rates.get(account.country) if finalize else None
+        )
         if finalize:
             invoice.status, invoice.finalized_at = Invoice.Status.FINALIZED, now
-        invoice.updated = timezone.now()
-        invoice.clean_fields(exclude=["account", "tax_rate"])
-        items += rows
+        invoice.updated = now
+        segments = {bp.piece.key: bp.segment for bp in account_pieces}
+        rated_by_account[account_id] = [
+            (item, segments[item.piece.key], tax) for item, tax in zip(rated, shares, strict=True)
+        ]
         run.invoices.append(invoice)
-        run.item_counts[invoice.pk] = len(rows)
-    InvoiceItem.objects.bulk_create(items, batch_size=INSERT_BATCH)
-    bulk_set(Promotion, list(promotions.values()), ["used"])
+    # The database checks every column of what follows (types, lengths, CHECK constraints such as
+    # total = subtotal + tax): a per-row full_clean() was most of the month's time at 100,000 items.
+    drafts = [invoice for invoice in run.invoices if invoice.pk is not None]
+    Invoice.objects.bulk_create(
+        [invoice for invoice in run.invoices if invoice.pk is None], batch_size=INSERT_BATCH
+    )
     bulk_set(
         Invoice,
-        run.invoices,
+        drafts,
         [
             "subtotal",
             "tax",
@@ -340,6 +341,35 @@ def _invoices_build(
             "updated",
         ],
     )
+    rows = [
+        (invoices[account_id].pk, item, segment, tax)
+        for account_id, lines in rated_by_account.items()
+        for item, segment, tax in lines
+    ]
+    bulk_insert(
+        InvoiceItem,
+        {
+            "invoice_id": [invoice_id for invoice_id, _, _, _ in rows],
+            "segment_id": [segment.id for _, _, segment, _ in rows],
+            "period": [item.piece.month for _, item, _, _ in rows],
+            "type": [InvoiceItem.Type.HOURLY] * len(rows),
+            "label": [segment.item_label for _, _, segment, _ in rows],
+            "region": [segment.region_id for _, _, segment, _ in rows],
+            "from_at": [item.piece.start for _, item, _, _ in rows],
+            "to_at": [item.piece.end for _, item, _, _ in rows],
+            "quantity": [item.quantity for _, item, _, _ in rows],
+            "unit_price": [item.piece.hourly for _, item, _, _ in rows],
+            "list_amount": [item.list_amount for _, item, _, _ in rows],
+            "credit": [item.credit for _, item, _, _ in rows],
+            "promotion_id": [item.promotion_id for _, item, _, _ in rows],
+            "waived_reason": [item.waived_reason for _, item, _, _ in rows],
+            "amount": [item.amount for _, item, _, _ in rows],
+            "tax": [tax for _, _, _, tax in rows],
+            "total": [item.amount + tax for _, item, _, tax in rows],
+        },
+    )
+    run.item_counts = {invoices[account_id].pk: len(lines) for account_id, lines in rated_by_account.items()}
+    bulk_set(Promotion, list(promotions.values()), ["used"])
     if finalize:
         audit_record_many(
             actor=actor,
@@ -374,41 +404,16 @@ def _pieces_for(*, account_ids: list[int], month: date, now: datetime) -> dict[i
     return by_account
 
 
-def _item(invoice: Invoice, segment: selectors.SegmentRow, item) -> InvoiceItem:
-    row = InvoiceItem(
-        invoice=invoice,
-        segment_id=segment.id,
-        period=item.piece.month,
-        label=segment.item_label,
-        region=segment.region_id,
-        from_at=item.piece.start,
-        to_at=item.piece.end,
-        quantity=item.quantity,
-        unit_price=item.piece.hourly,
-        list_amount=item.list_amount,
-        credit=item.credit,
-        promotion_id=item.promotion_id,
-        waived_reason=item.waived_reason,
-        amount=item.amount,
-        tax=ZERO,
-        total=item.amount,
-    )
-    # Field checks only (no per-row queries); the constraints are checked by the insert.
-    row.clean_fields(exclude=["invoice", "segment", "promotion"])
-    return row
-
-
-def _tax(invoice: Invoice, rows: list[InvoiceItem], tax_rate: TaxRate | None) -> None:
+def _tax(invoice: Invoice, amounts: list[Decimal], tax_rate: TaxRate | None) -> list[Decimal]:
     """Tax the invoice's subtotal (after credits and waivers) at `tax_rate`, rounded half up to the
-    cent once, on the whole invoice; then share that tax out over the items so that each item's total
-    is its amount plus its tax and the items still add up to the invoice."""
+    cent once, on the whole invoice; return that tax shared out over the items, so that each item's
+    total is its amount plus its share and the items still add up to the invoice."""
     invoice.tax_rate = tax_rate
     invoice.tax_name = tax_rate.name if tax_rate else ""
     invoice.tax_percent = tax_rate.percent if tax_rate else None
     invoice.tax = tax_of(invoice.subtotal, tax_rate.percent) if tax_rate else ZERO
-    for row, share in zip(rows, tax_shares(invoice.tax, [row.amount for row in rows]), strict=True):
-        row.tax, row.total = share, row.amount + share
     invoice.total = invoice.subtotal + invoice.tax
+    return tax_shares(invoice.tax, amounts)
 
 
 @dataclass
