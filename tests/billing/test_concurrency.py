@@ -69,3 +69,32 @@ def test_racing_syncs_drafts_and_runs_bill_each_hour_once():
     items = InvoiceItem.objects.filter(invoice=january)
     assert items.count() == 12
     assert january.total == sum(i.amount for i in items) == Decimal("28.50") * 6
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_bill_finalize_runs_at_once_both_succeed_and_bill_once(monkeypatch):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    make_region("us-east")
+    gpu1 = make_gpu_plan(1)
+    accounts = [make_account() for _ in range(4)]
+    for account in accounts:
+        instance = created_instance(account=account, plan=gpu1, created=at("2026-01-05 10:00"))
+        deleted(instance, when=at("2026-01-05 20:01"))
+    monkeypatch.setattr("django.utils.timezone.now", lambda: NOW)
+    outputs = [StringIO(), StringIO()]
+    outcomes = race(
+        [
+            lambda out=out: call_command("bill", "--month", "2026-01", "--finalize", stdout=out)
+            for out in outputs
+        ]
+    )
+    assert outcomes == [None, None]  # no CommandError: the one that waited found the work done
+    text = outputs[0].getvalue() + outputs[1].getvalue()
+    assert text.count("finalized, 1 items, total 16.50") == 4
+    assert text.count("was finalized already") + text.count("nothing to bill") >= 1
+    assert Invoice.objects.filter(status=Invoice.Status.FINALIZED).count() == 4
+    assert InvoiceItem.objects.count() == 4
