@@ -265,11 +265,6 @@ def credit_of(promotion: Promotion, *, spent: Decimal) -> Credit:
     )
 
 
-def credits_of(*, account: Account) -> list[Credit]:
-    """The account's promotions as credits, soonest to expire first, less what any invoice took."""
-    return [credit_of(p, spent=p.used) for p in _promotions(account=account, finalized_only=False)]
-
-
 @dataclass(frozen=True)
 class AccountBilling:
     """What GET /v4/account shows of billing. `balance` is everything invoiced (gpuadmin records no
