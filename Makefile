@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install
+	@# A new demo database starts with empty simulated hosts too (their guests are kept in var/hypervisor).
+	@test -n "$$DATABASE_URL" -o -e var/gpuadmin.sqlite3 || rm -rf var/hypervisor
 	$(DEV_ENV) $(PY) manage.py migrate --noinput
 	$(DEV_ENV) $(PY) manage.py seed_demo --quiet-logins
 	scripts/run-demo
@@ -41,4 +43,4 @@ bench: install
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) var/*.sqlite3* .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) var/*.sqlite3* var/hypervisor .pytest_cache .ruff_cache .hypothesis

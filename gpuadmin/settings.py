@@ -236,6 +236,15 @@ GPUADMIN_BILLING_MINUTES = env_int("GPUADMIN_BILLING_MINUTES", 15)
 GPUADMIN_GPU_TRIAL_CREDIT = os.environ.get("GPUADMIN_GPU_TRIAL_CREDIT", "100.00")
 GPUADMIN_ACCOUNT_BILLING = "billing.selectors.account_billing"
 
+# libvirt connections (hypervisor.connection): seconds an open may take before the host counts as
+# unreachable, and the keepalive that fails a call on a host that stopped answering (interval x misses).
+GPUADMIN_LIBVIRT_OPEN_TIMEOUT = float(os.environ.get("GPUADMIN_LIBVIRT_OPEN_TIMEOUT") or "15")
+GPUADMIN_LIBVIRT_KEEPALIVE_INTERVAL = env_int("GPUADMIN_LIBVIRT_KEEPALIVE_INTERVAL", 5)
+GPUADMIN_LIBVIRT_KEEPALIVE_COUNT = env_int("GPUADMIN_LIBVIRT_KEEPALIVE_COUNT", 3)
+# The demo's hypervisor service (scripts/run-demo sets it): calls on simulated (test:///) hosts go to
+# the one process holding them, so every process sees the same guests. Empty: each process holds its own.
+GPUADMIN_HYPERVISOR_SOCKET = os.environ.get("GPUADMIN_HYPERVISOR_SOCKET", "")
+
 # Host policy applied when a host's topology is recorded.
 GPUADMIN_RESERVED_CORES_PER_NODE = env_int("GPUADMIN_RESERVED_CORES_PER_NODE", 2)
 GPUADMIN_RESERVED_MEMORY_MIB_PER_NODE = env_int("GPUADMIN_RESERVED_MEMORY_MIB_PER_NODE", 8192)

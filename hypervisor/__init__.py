@@ -1,6 +1,9 @@
 """Plain Python, no Django: the only package that imports libvirt.
 
     connection   pooled libvirt connections keyed by URI: connect(uri), translated(uri=, step=)
+    routing      on_host(uri, function, ...): run a call here, or in the hypervisor service for a
+                 simulated host when the demo's service is in use
+    service      the hypervisor service: one process holding every simulated host (the demo's one world)
     errors       HypervisorError, TransientHypervisorError, PermanentHypervisorError, DiscoveryError
     faults       fault injection for tests: faults.inject(Step.START, uri=..., times=2)
     discovery    discover(uri, hostname=) -> HostDescription (capabilities + PCI node devices)

@@ -2,14 +2,15 @@
 
 Opening a connection has a timeout (an ssh or TLS peer that never answers must not hang a task), and
 remote connections send keepalives so a call on a dead peer fails instead of blocking for ever. Both
-need libvirt's event loop, which runs in a daemon thread started on the first open.
+need libvirt's event loop, which runs in a daemon thread started on the first open. `configure` sets
+both for the process (Django passes its GPUADMIN_LIBVIRT_* settings).
 """
 
 import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
@@ -48,10 +49,24 @@ def _run_event_loop() -> None:
 
 
 class ConnectionPool:
-    """Connections keyed by URI. `get` returns a live one, reopening it if it was closed or dropped."""
+    """Connections keyed by URI. `get` returns a live one, reopening it if it was closed or dropped.
 
-    def __init__(self, *, open_timeout: float = OPEN_TIMEOUT_SECONDS) -> None:
+    `locate` maps the URI a host is known by to the URI actually opened (the hypervisor service opens a
+    simulated host's saved state instead of its profile); the pool still keys and names it by the first.
+    """
+
+    def __init__(
+        self,
+        *,
+        open_timeout: float = OPEN_TIMEOUT_SECONDS,
+        keepalive_interval: int = KEEPALIVE_INTERVAL_SECONDS,
+        keepalive_count: int = KEEPALIVE_COUNT,
+        locate: Callable[[str], str] | None = None,
+    ) -> None:
         self.open_timeout = open_timeout
+        self.keepalive_interval = keepalive_interval
+        self.keepalive_count = keepalive_count
+        self.locate = locate
         self._lock = threading.Lock()
         self._connections: dict[str, libvirt.virConnect] = {}
         self._uris: weakref.WeakKeyDictionary[libvirt.virConnect, str] = weakref.WeakKeyDictionary()
@@ -110,9 +125,11 @@ class ConnectionPool:
         done = threading.Event()
         abandoned = threading.Event()
 
+        target = self.locate(uri) if self.locate is not None else uri
+
         def opener() -> None:
             try:
-                conn = libvirt.open(uri)
+                conn = libvirt.open(target)
             except libvirt.libvirtError as exc:
                 result["error"] = exc
             else:
@@ -131,7 +148,7 @@ class ConnectionPool:
             raise from_libvirt(result["error"], uri=uri, step=str(Step.CONNECT))
         conn = result["conn"]
         try:
-            conn.setKeepAlive(KEEPALIVE_INTERVAL_SECONDS, KEEPALIVE_COUNT)
+            conn.setKeepAlive(self.keepalive_interval, self.keepalive_count)
         except libvirt.libvirtError:
             pass  # in-process drivers (test://) have no link to keep alive
         return conn
@@ -161,6 +178,24 @@ def is_test_driver(uri: str) -> bool:
     """
     scheme = urlsplit(uri).scheme
     return scheme == "test" or scheme.startswith("test+")
+
+
+def configure(
+    *,
+    open_timeout: float | None = None,
+    keepalive_interval: int | None = None,
+    keepalive_count: int | None = None,
+    locate: Callable[[str], str] | None = None,
+) -> None:
+    """Tune the process's pool; connections opened from now on use the new values."""
+    if open_timeout is not None:
+        default_pool.open_timeout = open_timeout
+    if keepalive_interval is not None:
+        default_pool.keepalive_interval = keepalive_interval
+    if keepalive_count is not None:
+        default_pool.keepalive_count = keepalive_count
+    if locate is not None:
+        default_pool.locate = locate
 
 
 def connect(uri: str) -> libvirt.virConnect:

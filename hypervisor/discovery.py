@@ -12,11 +12,12 @@ import libvirt
 
 from hypervisor import faults
 from hypervisor.capabilities import PAGE_1G_KIB, parse_capabilities
-from hypervisor.connection import connect, translated, uri_of
+from hypervisor.connection import translated, uri_of
 from hypervisor.description import HostDescription
 from hypervisor.errors import DiscoveryError
 from hypervisor.faults import Step
 from hypervisor.nodedev import gpus_from, parse_pci_device
+from hypervisor.routing import on_host
 
 CAPABILITIES_FILE = "capabilities.xml"
 
@@ -40,8 +41,8 @@ def is_discoverable(uri: str) -> bool:
 
 
 def discover(uri: str, *, hostname: str) -> HostDescription:
-    """Connect (pooled) and describe the host at `uri`."""
-    return describe_host(connect(uri), hostname=hostname)
+    """Describe the host at `uri` over a pooled connection (in the hypervisor service if simulated)."""
+    return on_host(uri, describe_host, hostname=hostname)
 
 
 def describe_host(conn: libvirt.virConnect, *, hostname: str) -> HostDescription:

@@ -41,6 +41,10 @@ class HypervisorError(Exception):
         self.step = step
         super().__init__(f"{uri}: {message}")
 
+    def __reduce__(self):
+        # Pickled by the hypervisor service to hand the error to the process that asked: keep the class.
+        return _rebuild, (type(self), self.message, self.uri, self.code, self.step)
+
 
 class TransientHypervisorError(HypervisorError):
     """Worth retrying: the host was unreachable, busy, or changed state during the call."""
@@ -54,6 +58,12 @@ class PermanentHypervisorError(HypervisorError):
 
 class DiscoveryError(PermanentHypervisorError):
     """The host's capabilities or node devices cannot be read into a HostDescription."""
+
+
+def _rebuild(
+    cls: type[HypervisorError], message: str, uri: str, code: int | None, step: str | None
+) -> HypervisorError:
+    return cls(message, uri=uri, code=code, step=step)
 
 
 def from_libvirt(exc: libvirt.libvirtError, *, uri: str, step: str | None = None) -> HypervisorError:

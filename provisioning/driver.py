@@ -2,6 +2,11 @@
 
 No call here runs inside a database transaction: libvirt can take seconds, and a lock held that long
 would stall every claim on the host.
+
+Every hypervisor call goes through `HostDriver.call(function, *args)`: `function` is a hypervisor-layer
+function taking the libvirt connection first (`lifecycle.ensure_running`, ...), called here for a real
+host and in the demo's hypervisor service for a simulated one (hypervisor.routing), so every process
+sees the same guests. A new call needs nothing else: pass it plain data, get plain data back.
 """
 
 from collections.abc import Callable
@@ -11,8 +16,8 @@ from typing import TypeVar
 from django.conf import settings
 
 from hypervisor import lifecycle, volumes
-from hypervisor.connection import connect
 from hypervisor.errors import HypervisorError
+from hypervisor.routing import on_host, on_hosts
 from hypervisor.spec import DiskSpec
 from inventory.models import GpuDevice, Host, InstanceType
 from inventory.services import host_record_libvirt_error
@@ -43,11 +48,11 @@ class HostDriver:
     def __init__(self, host: Host) -> None:
         self.host = host
 
-    @property
-    def conn(self):
-        return connect(self.host.libvirt_uri)
+    def call(self, function: Callable[..., T], /, *args, **kwargs) -> T:
+        """`function(connection to this host, *args, **kwargs)`, wherever the host's state lives."""
+        return self._counted(lambda: on_host(self.host.libvirt_uri, function, *args, **kwargs))
 
-    def _call(self, call: Callable[[], T]) -> T:
+    def _counted(self, call: Callable[[], T]) -> T:
         try:
             return call()
         except HypervisorError as exc:
@@ -56,7 +61,7 @@ class HostDriver:
 
     def _spec(self, instance: Instance, allocation: Allocation):
         return domain_spec_for(
-            instance=instance, allocation=allocation, domain_type=lifecycle.preferred_domain_type(self.conn)
+            instance=instance, allocation=allocation, domain_type=self.call(lifecycle.preferred_domain_type)
         )
 
     @property
@@ -71,18 +76,18 @@ class HostDriver:
         )
 
     def ensure_volume(self, instance: Instance) -> str:
-        return self._call(lambda: lifecycle.ensure_volume(self.conn, self.disk(instance)))
+        return self.call(lifecycle.ensure_volume, self.disk(instance))
 
     def grow_volume(self, instance: Instance, plan: InstanceType) -> str:
-        return self._call(lambda: volumes.grow_volume(self.conn, self.disk(instance, plan)))
+        return self.call(volumes.grow_volume, self.disk(instance, plan))
 
     def copy_volume_to(self, target: "HostDriver", instance: Instance) -> volumes.CopyReport:
         """Stream the instance's volume from this host's pool into the target host's, and verify it."""
-        return self._call(
-            lambda: volumes.copy_volume(
-                self.conn,
+        return self._counted(
+            lambda: on_hosts(
+                (self.host.libvirt_uri, target.host.libvirt_uri),
+                volumes.copy_volume_between,
                 self.disk(instance),
-                target.conn,
                 target.disk(instance),
                 chunk_bytes=settings.GPUADMIN_VOLUME_COPY_CHUNK_MIB * volumes.MIB,
             )
@@ -95,39 +100,29 @@ class HostDriver:
     def remove_moved_source(self, instance: Instance, target: "HostDriver") -> str:
         """After a verified copy to `target` and the domain defined there: remove what is left here."""
         if self.shares_libvirtd_with(target):  # the domain is the target's now
-            return self._call(lambda: volumes.remove_volume(self.conn, self.disk(instance)))
-        return self._call(
-            lambda: lifecycle.ensure_absent(self.conn, instance.domain_uuid, disk=self.disk(instance))
-        )
+            return self.call(volumes.remove_volume, self.disk(instance))
+        return self.call(lifecycle.ensure_absent, instance.domain_uuid, disk=self.disk(instance))
 
     def ensure_defined(self, instance: Instance, allocation: Allocation) -> str:
-        return self._call(lambda: lifecycle.ensure_defined(self.conn, self._spec(instance, allocation)))
+        return self.call(lifecycle.ensure_defined, self._spec(instance, allocation))
 
     def ensure_running(self, instance: Instance) -> str:
-        return self._call(lambda: lifecycle.ensure_running(self.conn, instance.domain_uuid))
+        return self.call(lifecycle.ensure_running, instance.domain_uuid)
 
     def ensure_shut_off(self, instance: Instance) -> str:
-        return self._call(lambda: lifecycle.ensure_shut_off(self.conn, instance.domain_uuid))
+        return self.call(lifecycle.ensure_shut_off, instance.domain_uuid)
 
     def ensure_absent(self, instance: Instance) -> str:
-        return self._call(
-            lambda: lifecycle.ensure_absent(self.conn, instance.domain_uuid, disk=self.disk(instance))
-        )
+        return self.call(lifecycle.ensure_absent, instance.domain_uuid, disk=self.disk(instance))
 
     def managed_domains(self) -> list[DomainSeen]:
-        return self._call(
-            lambda: [
-                DomainSeen(d.uuid, d.instance_id, d.state) for d in lifecycle.list_managed_domains(self.conn)
-            ]
-        )
+        return [DomainSeen(d.uuid, d.instance_id, d.state) for d in self.call(lifecycle.list_managed_domains)]
 
     def domain_state(self, instance: Instance) -> str | None:
-        return self._call(lambda: lifecycle.domain_state(self.conn, instance.domain_uuid))
+        return self.call(lifecycle.domain_state, instance.domain_uuid)
 
     def reset_gpu(self, gpu: GpuDevice) -> list[str]:
-        return self._call(
-            lambda: [lifecycle.reset_pci_device(self.conn, address) for address in gpu.functions]
-        )
+        return [self.call(lifecycle.reset_pci_device, address) for address in gpu.functions]
 
 
 def driver_for(host: Host) -> HostDriver:
