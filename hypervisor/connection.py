@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import libvirt
 
 from hypervisor import faults
-from hypervisor.errors import CONNECTION_LOST_CODES, HypervisorError, TransientHypervisorError, from_libvirt
+from hypervisor.errors import HypervisorError, TransientHypervisorError, connection_lost, from_libvirt
 from hypervisor.faults import Step
 
 OPEN_TIMEOUT_SECONDS = 15.0
@@ -256,6 +256,6 @@ def translated(*, uri: str, step: Step | str | None = None) -> Iterator[None]:
         yield
     except libvirt.libvirtError as exc:
         error = from_libvirt(exc, uri=uri, step=str(step) if step else None)
-        if error.code in CONNECTION_LOST_CODES:
+        if connection_lost(exc):
             default_pool.discard(uri)
         raise error from exc

@@ -29,6 +29,17 @@ CONNECTION_LOST_CODES = frozenset(
 )
 
 
+def connection_lost(exc: libvirt.libvirtError) -> bool:
+    """The link to the host broke. libvirt reports a link cut by keepalive ("connection closed due to
+    keepalive timeout") and every call after it ("client socket is closed") as internal errors of its
+    RPC layer, not as RPC errors: without this a host that stopped answering would fail a job at once."""
+    code = exc.get_error_code()
+    rpc_layer_gave_up = (
+        exc.get_error_domain() == libvirt.VIR_FROM_RPC and code == libvirt.VIR_ERR_INTERNAL_ERROR
+    )
+    return code in CONNECTION_LOST_CODES or rpc_layer_gave_up
+
+
 class HypervisorError(Exception):
     """A libvirt call failed. `uri` names the host, `code` is libvirt's error code when there is one."""
 
@@ -71,5 +82,9 @@ def from_libvirt(exc: libvirt.libvirtError, *, uri: str, step: str | None = None
     message = exc.get_error_message() or str(exc)
     if step:
         message = f"{step} failed: {message}"
-    cls = TransientHypervisorError if code in TRANSIENT_CODES else PermanentHypervisorError
+    cls = (
+        TransientHypervisorError
+        if code in TRANSIENT_CODES or connection_lost(exc)
+        else PermanentHypervisorError
+    )
     return cls(message, uri=uri, code=code, step=step)

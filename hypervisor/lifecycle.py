@@ -17,7 +17,7 @@ import libvirt
 from hypervisor import faults
 from hypervisor.connection import translated, uri_of
 from hypervisor.domain_xml import METADATA_NS, build_domain_xml, spec_digest
-from hypervisor.errors import PermanentHypervisorError, TransientHypervisorError
+from hypervisor.errors import PermanentHypervisorError, TransientHypervisorError, connection_lost
 from hypervisor.faults import Step
 from hypervisor.spec import DiskSpec, DomainSpec
 
@@ -57,6 +57,15 @@ class ManagedDomain(NamedTuple):
     uuid: str
     instance_id: int
     state: str  # STATE_NAMES value: "running", "shut off", ...
+
+
+class DomainPlacement(NamedTuple):
+    """What a defined domain holds on its host, read back from its XML: to check it against its allocation."""
+
+    vcpu_pins: dict[int, int]  # vCPU -> host CPU
+    emulator_cpus: tuple[int, ...]
+    pci_addresses: tuple[str, ...]  # every passed-through function, "0000:3b:00.0"
+    memory_nodes: tuple[int, ...]  # host NUMA nodes the memory is bound to
 
 
 def ensure_volume(conn: libvirt.virConnect, disk: DiskSpec) -> Outcome:
@@ -228,7 +237,10 @@ def preferred_domain_type(conn: libvirt.virConnect) -> str:
         return "kvm"
     try:
         conn.getDomainCapabilities(None, "x86_64", None, "kvm", 0)
-    except libvirt.libvirtError:
+    except libvirt.libvirtError as exc:
+        if connection_lost(exc):  # the host did not answer: that says nothing about its KVM
+            with translated(uri=uri):
+                raise
         return "qemu"
     return "kvm"
 
@@ -239,6 +251,38 @@ def domain_state(conn: libvirt.virConnect, uuid: str | UUID) -> str | None:
     with translated(uri=uri):
         domain = _lookup(conn, uuid)
         return STATE_NAMES.get(domain.state()[0], "unknown") if domain is not None else None
+
+
+def domain_placement(conn: libvirt.virConnect, uuid: str | UUID) -> DomainPlacement | None:
+    """The CPUs, PCI functions and NUMA nodes the domain's definition holds; None when it is not defined."""
+    uri = uri_of(conn)
+    with translated(uri=uri):
+        domain = _lookup(conn, uuid)
+        if domain is None:
+            return None
+        root = ET.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    pins = {int(pin.get("vcpu")): int(pin.get("cpuset")) for pin in root.findall("cputune/vcpupin")}
+    emulator = root.find("cputune/emulatorpin")
+    addresses = []
+    for address in root.findall("devices/hostdev[@type='pci']/source/address"):
+        numbers = [int(address.get(part), 16) for part in ("domain", "bus", "slot", "function")]
+        addresses.append("{:04x}:{:02x}:{:02x}.{:x}".format(*numbers))
+    nodes = {n for memnode in root.findall("numatune/memnode") for n in _cpu_list(memnode.get("nodeset", ""))}
+    return DomainPlacement(
+        vcpu_pins=pins,
+        emulator_cpus=tuple(_cpu_list(emulator.get("cpuset", ""))) if emulator is not None else (),
+        pci_addresses=tuple(sorted(addresses)),
+        memory_nodes=tuple(sorted(nodes)),
+    )
+
+
+def _cpu_list(text: str) -> list[int]:
+    """libvirt's cpuset syntax ("0,48" or "2-5"), exclusions aside (the builder writes none)."""
+    numbers = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        first, _, last = part.partition("-")
+        numbers += range(int(first), int(last or first) + 1)
+    return numbers
 
 
 def _lookup(conn: libvirt.virConnect, uuid: str | UUID) -> libvirt.virDomain | None:
@@ -364,8 +408,10 @@ def _volume_xml(disk: DiskSpec, backing: libvirt.virStorageVol | None) -> str:
 
 
 __all__ = [
+    "DomainPlacement",
     "ManagedDomain",
     "Outcome",
+    "domain_placement",
     "domain_state",
     "ensure_absent",
     "ensure_defined",
