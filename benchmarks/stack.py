@@ -163,3 +163,46 @@ def worker_pids(logs: list[str]) -> dict[str, list[int]]:
             elif processing := _PROCESSING.search(line):
                 runs.setdefault(processing.group(2), []).append(pids.get(processing.group(1), -1))
     return runs
+
+
+class Deployment:
+    """The whole thing on one machine: the hypervisor service, `servers` gunicorn servers and `clusters`
+    qcluster clusters, all with `env` (database, Redis) plus the service's socket. Stopped in reverse."""
+
+    def __init__(
+        self, *, env: dict[str, str], servers: int = 2, clusters: int = 2, log_dir: Path | None = None
+    ):
+        self.base_env = env
+        self.server_count = servers
+        self.cluster_count = clusters
+        self.log_dir = log_dir
+        self.env: dict[str, str] = {}
+
+    def __enter__(self) -> "Deployment":
+        from benchmarks.cluster import WorkerClusters
+
+        self.service = HypervisorService().__enter__()
+        self.env = {**self.base_env, "GPUADMIN_HYPERVISOR_SOCKET": str(self.service.socket)}
+        try:
+            self.servers = WebServers(count=self.server_count, env=self.env, log_dir=self.log_dir).__enter__()
+            self.clusters = WorkerClusters(count=self.cluster_count, env=self.env, log_dir=self.log_dir)
+            self.clusters.__enter__()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for part in ("clusters", "servers", "service"):
+            if hasattr(self, part):
+                getattr(self, part).__exit__(None, None, None)
+
+    @property
+    def urls(self) -> list[str]:
+        return self.servers.urls
+
+    def audit(self) -> subprocess.CompletedProcess:
+        """manage.py audit_fleet against the live deployment (the domains as the service holds them)."""
+        from benchmarks.cluster import manage
+
+        return manage("audit_fleet", env=self.env, check=False)

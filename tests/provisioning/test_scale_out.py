@@ -17,8 +17,8 @@ from django.db import connection
 from django_q.models import Task
 
 from accounts.services import api_token_create
-from benchmarks.cluster import WorkerClusters, database_url, manage, project_env
-from benchmarks.stack import Api, HypervisorService, WebServers, wait_until
+from benchmarks.cluster import database_url, project_env
+from benchmarks.stack import Api, Deployment, wait_until
 from inventory.models import GpuDevice
 from provisioning.audit import fleet_violations
 from provisioning.models import Instance, Job
@@ -29,13 +29,12 @@ from tests.provisioning.test_worker_clusters import REDIS_URL, redis_or_skip
 INSTANCES = 12  # three hosts of four cards
 
 
-def deployment_env(*, socket: str) -> dict[str, str]:
-    """What every server and cluster process of the deployment is started with."""
+def deployment_env() -> dict[str, str]:
+    """What every server and cluster process is started with (Deployment adds the service's socket)."""
     return project_env(
         DATABASE_URL=database_url(connection.settings_dict),
         GPUADMIN_REDIS_URL=REDIS_URL,
         GPUADMIN_Q_NAME=f"gpuadmin-test-{uuid.uuid4().hex[:8]}",
-        GPUADMIN_HYPERVISOR_SOCKET=socket,
         GPUADMIN_ALLOWED_HOSTS="127.0.0.1,localhost",
         GPUADMIN_API_RATE_REQUESTS="1000000",
         GPUADMIN_API_RATE_CREATES="1000000",
@@ -52,54 +51,49 @@ def test_two_servers_and_two_clusters_run_every_job_once_and_keep_every_invarian
     plan, image = make_gpu_plan(1), make_image()
     token = api_token_create(user=employee, scopes="*").secret
 
-    with HypervisorService() as service:
-        env = deployment_env(socket=str(service.socket))
-        with (
-            WebServers(count=2, env=env, log_dir=tmp_path) as servers,
-            WorkerClusters(count=2, env=env, log_dir=tmp_path) as clusters,
-        ):
-            apis = [Api(url, token) for url in servers.urls]
+    with Deployment(env=deployment_env(), log_dir=tmp_path) as deployment:
+        clusters = deployment.clusters
+        apis = [Api(url, token) for url in deployment.urls]
 
-            def create(number: int):
-                body = {"type": plan.pk, "region": region.pk, "image": image.pk, "label": f"scale-{number}",
-                        "root_pass": "Scale-Out-Pass-1234"}  # fmt: skip
-                return number, apis[number % 2].post("/v4/linode/instances", body)
+        def create(number: int):
+            body = {"type": plan.pk, "region": region.pk, "image": image.pk, "label": f"scale-{number}",
+                    "root_pass": "Scale-Out-Pass-1234"}  # fmt: skip
+            return number, apis[number % 2].post("/v4/linode/instances", body)
 
-            with ThreadPoolExecutor(max_workers=6) as pool:
-                created = list(pool.map(create, range(INSTANCES)))
-            assert [r.status_code for _, r in created] == [200] * INSTANCES, [r.text for _, r in created]
-            ids = {number: response.json()["id"] for number, response in created}
-            wait_until(
-                lambda: (
-                    Instance.objects.filter(pk__in=ids.values(), status="running").count() == INSTANCES
-                    or not clusters.alive()
-                ),
-                timeout=120,
-                what="every instance running",
-            )
-            assert clusters.alive()
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            created = list(pool.map(create, range(INSTANCES)))
+        assert [r.status_code for _, r in created] == [200] * INSTANCES, [r.text for _, r in created]
+        ids = {number: response.json()["id"] for number, response in created}
+        wait_until(
+            lambda: (
+                Instance.objects.filter(pk__in=ids.values(), status="running").count() == INSTANCES
+                or not clusters.alive()
+            ),
+            timeout=120,
+            what="every instance running",
+        )
+        assert clusters.alive()
 
-            def delete(number: int):
-                return apis[(number + 1) % 2].delete(
-                    f"/v4/linode/instances/{ids[number]}"
-                )  # the other server
+        def delete(number: int):  # through the other server
+            return apis[(number + 1) % 2].delete(f"/v4/linode/instances/{ids[number]}")
 
-            with ThreadPoolExecutor(max_workers=6) as pool:
-                deleted = list(pool.map(delete, range(INSTANCES)))
-            assert [r.status_code for r in deleted] == [200] * INSTANCES, [r.text for r in deleted]
-            wait_until(
-                lambda: (
-                    (
-                        Instance.objects.filter(status="deleted").count() == INSTANCES
-                        and not GpuDevice.objects.filter(state=GpuDevice.State.CLEANING).exists()
-                    )
-                    or not clusters.alive()
-                ),
-                timeout=120,
-                what="every instance deleted and its cards cleaned",
-            )
-            assert [api.get(f"/v4/linode/instances/{ids[0]}").status_code for api in apis] == [404, 404]
-        audit = manage("audit_fleet", env=env, check=False)  # the domains, as the service holds them
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            deleted = list(pool.map(delete, range(INSTANCES)))
+        assert [r.status_code for r in deleted] == [200] * INSTANCES, [r.text for r in deleted]
+        wait_until(
+            lambda: (
+                (
+                    Instance.objects.filter(status="deleted").count() == INSTANCES
+                    and not GpuDevice.objects.filter(state=GpuDevice.State.CLEANING).exists()
+                )
+                or not clusters.alive()
+            ),
+            timeout=120,
+            what="every instance deleted and its cards cleaned",
+        )
+        assert [api.get(f"/v4/linode/instances/{ids[0]}").status_code for api in apis] == [404, 404]
+        clusters.__exit__()  # every log complete before it is read
+        audit = deployment.audit()  # the domains too, as the service holds them
 
     jobs = list(Job.objects.all())
     assert Counter(job.action for job in jobs) == {"linode_create": INSTANCES, "linode_delete": INSTANCES}
