@@ -79,11 +79,13 @@ class HypervisorService:
                 answer = self.execute(request)
                 try:
                     conn.send(answer)
-                except (TypeError, AttributeError, ValueError) as exc:  # a result pickle cannot carry
-                    error = PermanentHypervisorError(f"unpicklable result: {exc}", uri=request[1][0])
-                    conn.send(("error", error, traceback.format_exc()))
                 except OSError:
                     return
+                except Exception as exc:  # a result pickle cannot carry
+                    error = PermanentHypervisorError(
+                        f"the result cannot be sent back: {exc}", uri=str(request[1])
+                    )
+                    conn.send(("error", error, traceback.format_exc()))
 
     def execute(self, request: tuple) -> tuple:
         try:
