@@ -83,7 +83,7 @@ class HypervisorService:
                     return
                 except Exception as exc:  # a result pickle cannot carry
                     error = PermanentHypervisorError(
-                        f"the result cannot be sent back: {exc}", uri=str(request[1])
+                        f"the result cannot be sent back: {exc}", uri=str(request[1][0])
                     )
                     conn.send(("error", error, traceback.format_exc()))
 

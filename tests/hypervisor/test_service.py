@@ -13,7 +13,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from hypervisor import lifecycle, routing
+from hypervisor import lifecycle, routing, volumes
 from hypervisor.connection import connect
 from hypervisor.discovery import describe_host, discover
 from hypervisor.errors import DiscoveryError, PermanentHypervisorError, TransientHypervisorError
@@ -79,7 +79,7 @@ def test_another_process_sees_the_guest_this_one_built_through_the_service(servi
 
     other = _python(
         f"""
-        from hypervisor import lifecycle, routing
+        from hypervisor import lifecycle, routing, volumes
         routing.use_service({str(service.socket)!r})
         print(routing.on_host({uri!r}, lifecycle.list_managed_domains))
         print(routing.on_host({uri!r}, lifecycle.ensure_shut_off, {spec.uuid!r}))
@@ -108,6 +108,17 @@ def test_hypervisor_errors_come_back_as_the_same_class_with_code_step_and_the_re
 def test_discovery_of_a_simulated_host_runs_in_the_service_and_reads_the_same_topology(service, request):
     uri = uri_for(request)
     assert discover(uri, hostname="h") == describe_host(connect(uri), hostname="h")
+
+
+def test_a_volume_copy_between_two_simulated_hosts_runs_in_the_service_with_both(service, request):
+    source, target = uri_for(request), uri_for(request) + "-target"
+    spec = spec_for()
+    routing.on_host(source, lifecycle.ensure_volume, spec.disk)
+    report = routing.on_hosts((source, target), volumes.copy_volume_between, spec.disk, spec.disk)
+    assert report.outcome == Outcome.SIMULATED
+    assert routing.on_host(target, lifecycle.ensure_volume, spec.disk) == Outcome.ALREADY  # it is there
+    with pytest.raises(PermanentHypervisorError, match="a simulated host and a real one"):
+        routing.on_hosts((source, "qemu:///system"), volumes.copy_volume_between, spec.disk, spec.disk)
 
 
 def test_only_public_hypervisor_functions_on_simulated_hosts_can_be_called(service, request):
