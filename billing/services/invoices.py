@@ -1,168 +1,29 @@
-"""Every write of billing: usage segments from provisioning's rows, invoices, tax rates, the GPU trial.
+"""Invoices, for one account or a whole month, through one set-based writer; the scheduled billing run."""
 
-Billing sits above provisioning: it reads Instance and Job rows and never asks provisioning to call
-it (no signals, no hooks). Usage therefore lags provisioning until `usage_sync` runs: the scheduled
-task runs it every few minutes, and every invoice is built right after a sync of its account (the
-account's balances do not wait: they rate what a sync would write, in memory).
-
-Writes are set based: syncing a fleet or invoicing a month costs a bounded number of statements
-(a few per chunk or batch of rows), never a few per account or per instance.
-"""
-
-import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account
-from accounts.services import audit_record, audit_record_many
+from accounts.services import audit_record_many
 from billing import selectors
 from billing.bulk import bulk_insert, bulk_set
-from billing.exceptions import InvoiceFinalized, MonthNotOver, PromotionRefused, TaxRateRefused
-from billing.models import Invoice, InvoiceItem, Promotion, TaxRate, UsageSegment
+from billing.exceptions import InvoiceFinalized, MonthNotOver
+from billing.models import Invoice, InvoiceItem, Promotion, TaxRate
 from billing.months import month_end, month_label, month_of
-from billing.rating import ZERO, piece_count, rate, tax_of, tax_shares
-from billing.usage import SyncPlan, sync_plan
-from inventory.models import InstanceType
+from billing.rating import ZERO, rate, tax_of, tax_shares
+from billing.services.usage import UsageSyncReport, usage_sync
 
-logger = logging.getLogger(__name__)
-
-GPU_TRIAL_DAYS = 7
 # Creates and resizes in flight at midnight land within minutes; finalizing an hour after the month
 # closes keeps their usage on its own month's invoice rather than as a correction on the next one.
 FINALIZE_GRACE = timedelta(hours=1)
-# Instances read per round of a sync, and rows per insert: bounded memory, bounded statements.
-SYNC_CHUNK = 20_000
 INSERT_BATCH = 5_000
-# pg_advisory_xact_lock key that makes syncs take turns ("usage" in ASCII).
-SYNC_LOCK_KEY = 0x7573616765
-
-
-# ---------------------------------------------------------------------------------------------------
-# Usage
-
-
-@dataclass
-class UsageSyncReport:
-    opened: int = 0
-    closed: int = 0
-    raced: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        text = f"{self.opened} segments opened, {self.closed} closed"
-        if self.raced:
-            text += f", {self.raced} instances left to a concurrent sync"
-        if self.problems:
-            text += f", {len(self.problems)} problems"
-        return text
-
-
-def usage_sync(
-    *, now: datetime | None = None, account: Account | None = None, account_ids: Iterable[int] | None = None
-) -> UsageSyncReport:
-    """Open and close usage segments so that they say what provisioning's rows say, as of `now`
-    (for one account, some, or all).
-
-    Idempotent: a second run finds nothing to do. Segments are only ever appended and closed; when
-    provisioning's rows contradict a segment already written (an edited `created`, say), the segment
-    is left alone and the contradiction reported, because it may be billed already. One transaction;
-    syncs take turns (an advisory lock on PostgreSQL) so two never write the same segment, and where
-    the database cannot lock (SQLite), a segment another sync wrote meanwhile is skipped, counted as
-    raced.
-    """
-    now = now or timezone.now()
-    if account is not None:
-        account_ids = [account.pk]
-    elif account_ids is not None:
-        account_ids = list(account_ids)
-    report = UsageSyncReport()
-    with transaction.atomic():
-        _sync_turn()
-        instance_types = InstanceType.objects.in_bulk()
-        after = 0
-        while True:
-            facts = selectors.sync_facts(now=now, account_ids=account_ids, after_id=after, limit=SYNC_CHUNK)
-            if facts:
-                after = facts[-1].id
-                _sync_write([sync_plan(instance, now) for instance in facts], instance_types, report)
-            if len(facts) < SYNC_CHUNK:
-                break
-    for problem in report.problems:
-        logger.warning("usage sync: %s", problem)
-    return report
-
-
-def _sync_turn() -> None:
-    """Wait for any other sync to commit (PostgreSQL; SQLite serialises writers by itself)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SYNC_LOCK_KEY])
-
-
-def _sync_write(plans: list[SyncPlan], instance_types: dict, report: UsageSyncReport) -> None:
-    report.problems += [plan.problem for plan in plans if plan.problem]
-    closing = [
-        UsageSegment(
-            pk=plan.close.segment_id, ended_at=plan.close.ended_at, piece_count=plan.close.piece_count
-        )
-        for plan in plans
-        if plan.close is not None
-    ]
-    bulk_set(UsageSegment, closing, ["ended_at", "piece_count"])
-    report.closed += len(closing)
-    # The n-th new segment of every instance in one insert; the next insert needs their ids, since
-    # each segment names the one before it.
-    waves = [(plan, plan.last_segment_id) for plan in plans if plan.opens]
-    depth = 0
-    written_at = timezone.now()
-    while waves:
-        periods = [plan.opens[depth] for plan, _ in waves]
-        types = [instance_types[period.plan_id] for period in periods]
-        columns = {
-            "account_id": [plan.instance.account_id for plan, _ in waves],
-            "instance_id": [plan.instance.id for plan, _ in waves],
-            "instance_type_id": [period.plan_id for period in periods],
-            "price_hourly": [instance_type.price_hourly for instance_type in types],
-            "price_monthly": [instance_type.price_monthly for instance_type in types],
-            "started_at": [period.start for period in periods],
-            "ended_at": [period.end for period in periods],
-            "piece_count": [None if p.end is None else piece_count(p.start, p.end) for p in periods],
-            "previous_id": [previous for _, previous in waves],
-            "job_id": [period.job_id for period in periods],
-            "created": [written_at] * len(waves),
-        }
-        # The database checks every column (types, lengths, the CHECK and unique constraints): a
-        # per-row full_clean() was most of a month's sync time at 100,000 segments.
-        returned = bulk_insert(
-            UsageSegment, columns, ignore_conflicts=True, returning=["id", "instance_id", "started_at"]
-        )
-        if not returned:  # no RETURNING from ON CONFLICT DO NOTHING here (SQLite): read them back
-            returned = UsageSegment.objects.filter(instance_id__in=columns["instance_id"]).values_list(
-                "pk", "instance_id", "started_at"
-            )
-        written = {(instance_id, started_at): pk for pk, instance_id, started_at in returned}
-        following = []
-        for (plan, _), period in zip(waves, periods, strict=True):
-            pk = written.get((plan.instance.id, period.start))
-            if pk is None:  # another sync wrote this instance's segments meanwhile
-                report.raced += 1
-                continue
-            report.opened += 1
-            if depth + 1 < len(plan.opens):
-                following.append((plan, pk))
-        waves, depth = following, depth + 1
-
-
-# ---------------------------------------------------------------------------------------------------
-# Invoices
 
 
 @dataclass
@@ -450,88 +311,3 @@ def billing_run(*, now: datetime | None = None) -> BillingRunReport:
         report.invoices += run.invoices
         report.problems += [_finalized(invoice).message for invoice in run.already_finalized]
     return report
-
-
-# ---------------------------------------------------------------------------------------------------
-# Tax rates
-
-
-def tax_rate_refusal(*, tax_rate: TaxRate) -> str | None:
-    """Why this rate may not be saved, or None. A country's periods never overlap, and a rate that
-    taxed a finalized invoice keeps its country, name, percent and start (an invoice names the rate
-    it used); it may still be ended, as long as every invoice it taxed stays inside. The admin's form
-    asks this to show the reason on the form; `tax_rate_save` asks it again under a lock."""
-    if tax_rate.pk is not None:
-        before = TaxRate.objects.get(pk=tax_rate.pk)
-        used = Invoice.objects.filter(tax_rate=before)
-        terms = ("country", "name", "percent", "valid_from")
-        changed = [name for name in terms if getattr(before, name) != getattr(tax_rate, name)]
-        if changed and used.exists():
-            return (
-                f"{before} taxed {used.count()} finalized invoice(s); its {', '.join(changed)} cannot "
-                "change. End it (set the day it stops) and add the next rate instead."
-            )
-        last = used.order_by("-date").values_list("date", flat=True).first()
-        if last is not None and tax_rate.valid_until is not None and last.date() >= tax_rate.valid_until:
-            return f"{before} taxed an invoice dated {last:%Y-%m-%d}; it cannot end on or before that day."
-    overlapping = selectors.tax_rates_overlapping(tax_rate=tax_rate)
-    if overlapping:
-        return (
-            f"{tax_rate.country} already has a rate for part of that time: {overlapping[0]}. "
-            "End that one first, or start this one after it."
-        )
-    return None
-
-
-def tax_rate_save(*, tax_rate: TaxRate, actor: AbstractBaseUser | None = None) -> TaxRate:
-    """Add a tax rate or change one (see `tax_rate_refusal` for what is refused), audit-recorded."""
-    tax_rate.full_clean(validate_constraints=False)
-    with transaction.atomic():
-        # Rates of one country are written one at a time: lock the country's rows, then check.
-        list(TaxRate.objects.select_for_update().filter(country=tax_rate.country).values_list("pk"))
-        refusal = tax_rate_refusal(tax_rate=tax_rate)
-        if refusal:
-            raise TaxRateRefused(refusal)
-        try:
-            with transaction.atomic():
-                tax_rate.save()
-        except IntegrityError as exc:  # a first rate of the country written between the check and here
-            raise TaxRateRefused(f"{tax_rate.country} already has a rate for part of that time.") from exc
-        audit_record(actor=actor, action="tax_rate.save", target=tax_rate, detail=str(tax_rate))
-    return tax_rate
-
-
-# ---------------------------------------------------------------------------------------------------
-# Promotions
-
-
-def promotion_grant_gpu_trial(
-    *, account: Account, actor: AbstractBaseUser | None = None, now: datetime | None = None
-) -> Promotion:
-    """A credit of GPUADMIN_GPU_TRIAL_CREDIT for GPU usage in the next 7 days; what is left then expires."""
-    now = now or timezone.now()
-    if selectors.charge_waiver(account=account):
-        raise PromotionRefused(
-            f"{account} is not charged ({account.get_kind_display().lower()} account); "
-            "a trial credit would never be spent."
-        )
-    promotion = Promotion(
-        account=account,
-        kind=Promotion.Kind.GPU_TRIAL,
-        summary=f"GPU trial: ${settings.GPUADMIN_GPU_TRIAL_CREDIT} for {GPU_TRIAL_DAYS} days of GPU usage",
-        credit=Decimal(settings.GPUADMIN_GPU_TRIAL_CREDIT),
-        gpu_only=True,
-        starts_at=now,
-        expires_at=now + timedelta(days=GPU_TRIAL_DAYS),
-        granted_by=actor if actor is not None and actor.is_authenticated else None,
-    )
-    promotion.full_clean(validate_unique=False, validate_constraints=False)
-    try:
-        with transaction.atomic():
-            if Promotion.objects.filter(account=account, kind=Promotion.Kind.GPU_TRIAL).exists():
-                raise PromotionRefused(f"{account} has had its GPU trial already.")
-            promotion.save()
-            audit_record(actor=actor, action="promotion.grant", target=promotion, detail=promotion.summary)
-    except IntegrityError as exc:  # granted by someone else between the check and the insert
-        raise PromotionRefused(f"{account} has had its GPU trial already.") from exc
-    return promotion
