@@ -89,3 +89,16 @@ def user_data(*, hostname: str, root_pass: str | None, authorized_keys: Sequence
         lines += ["users:", "  - name: root", "    ssh_authorized_keys:"]
         lines += [f"      - {json.dumps(key)}" for key in authorized_keys]
     return "\n".join(lines) + "\n"
+
+
+def authorized_keys_of(user_data_text: str) -> list[str]:
+    """The root SSH keys in user-data written by `user_data` (a password reset keeps them)."""
+    keys, inside = [], False
+    for line in user_data_text.splitlines():
+        if line.strip() == "ssh_authorized_keys:":
+            inside = True
+        elif inside and line.startswith("      - "):
+            keys.append(json.loads(line[len("      - ") :]))
+        else:
+            inside = False
+    return keys

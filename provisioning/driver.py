@@ -78,6 +78,10 @@ class HostDriver:
     def ensure_volume(self, instance: Instance) -> str:
         return self.call(lifecycle.ensure_volume, self.disk(instance))
 
+    def remove_volume(self, instance: Instance) -> str:
+        """The instance's disk volume only (the domain stays): a rebuild replaces it."""
+        return volumes.remove_volume(self.conn, self.disk(instance))
+
     def grow_volume(self, instance: Instance, plan: InstanceType) -> str:
         return self.call(volumes.grow_volume, self.disk(instance, plan))
 

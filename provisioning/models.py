@@ -27,6 +27,7 @@ class InstanceStatus(models.TextChoices):
     OFFLINE = "offline", "Offline"
     REBOOTING = "rebooting", "Rebooting"
     RESIZING = "resizing", "Resizing"
+    REBUILDING = "rebuilding", "Rebuilding"
     DELETING = "deleting", "Deleting"
     DELETED = "deleted", "Deleted"
     FAILED = "failed", "Failed"
@@ -195,6 +196,8 @@ class JobAction(models.TextChoices):
     REBOOT = "linode_reboot", "Reboot"
     DELETE = "linode_delete", "Delete"
     RESIZE = "linode_resize", "Resize"
+    REBUILD = "linode_rebuild", "Rebuild"
+    PASSWORD = "password_reset", "Reset root password"
 
 
 class JobStatus(models.TextChoices):

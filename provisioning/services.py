@@ -19,7 +19,7 @@ from inventory.models import Image, InstanceType, Region
 from inventory.selectors import plan_available
 from provisioning import jobs
 from provisioning.claims import allocation_claim, capacity_explanation
-from provisioning.cloudinit import user_data
+from provisioning.cloudinit import authorized_keys_of, user_data
 from provisioning.exceptions import (
     InstanceBusy,
     InvalidRequest,
@@ -454,6 +454,86 @@ def instance_resize(
             action="instance.resize",
             target=locked,
             detail=f"{locked.instance_type_id} -> {plan.pk} (job {job.pk})",
+        )
+    return job
+
+
+def instance_rebuild(
+    *,
+    instance: Instance,
+    actor: AbstractBaseUser | None,
+    image: Image,
+    root_pass: str | None = None,
+    authorized_keys: Sequence[str] = (),
+    booted: bool = True,
+    origin: str | None = None,
+) -> Instance:
+    """Deploy `image` afresh: the task recreates the disk from it (same size) and writes a new seed with
+    the new credentials. The GPUs, cores, memory, host and address stay: the allocation is not touched."""
+    authorized_keys = list(authorized_keys)
+    _validate_credentials(image=image, root_pass=root_pass, authorized_keys=authorized_keys)
+    with transaction.atomic():
+        locked = Instance.objects.select_for_update().get(pk=instance.pk)
+        if locked.status not in (Instance.Status.RUNNING, Instance.Status.OFFLINE):
+            raise InstanceBusy("Linode busy.")
+        previous_image, previous_user_data = locked.image_id, locked.cloud_init_user_data
+        locked.image = image
+        locked.cloud_init_user_data = user_data(
+            hostname=locked.label, root_pass=root_pass, authorized_keys=authorized_keys
+        )
+        locked.status = Instance.Status.REBUILDING
+        locked.booted = booted
+        locked.full_clean()
+        locked.save(update_fields=["image", "cloud_init_user_data", "status", "booted", "updated"])
+        job = jobs.job_start(
+            instance=locked,
+            action=Job.Action.REBUILD,
+            actor=actor,
+            origin=origin,
+            # What to put back if the job fails before the old disk is gone (a hash, never a password).
+            params={
+                "from_image": previous_image,
+                "image": image.pk,
+                "previous_user_data": previous_user_data,
+            },
+        )
+        audit_record(
+            actor=actor,
+            origin=job.origin,
+            action="instance.rebuild",
+            target=locked,
+            detail=f"{previous_image} -> {image.pk} (job {job.pk})",
+        )
+    return locked
+
+
+def instance_password_reset(
+    *, instance: Instance, actor: AbstractBaseUser | None, root_pass: str, origin: str | None = None
+) -> Job:
+    """A new root password, as Linode does it: only while the Linode is shut down. The task writes a new
+    seed carrying the new hash (and the keys it had); the guest takes it at its next boot."""
+    if not root_pass:
+        raise InvalidRequest("root_pass is required.", field="root_pass")
+    with transaction.atomic():
+        locked = Instance.objects.select_for_update().get(pk=instance.pk)
+        if locked.status != Instance.Status.OFFLINE:
+            if locked.status == Instance.Status.RUNNING:
+                raise InvalidRequest("Linode must be shut down to reset its root password.")
+            raise InstanceBusy("Linode busy.")
+        _validate_credentials(image=locked.image, root_pass=root_pass, authorized_keys=[])
+        locked.cloud_init_user_data = user_data(
+            hostname=locked.label,
+            root_pass=root_pass,
+            authorized_keys=authorized_keys_of(locked.cloud_init_user_data),
+        )
+        locked.save(update_fields=["cloud_init_user_data", "updated"])
+        job = jobs.job_start(instance=locked, action=Job.Action.PASSWORD, actor=actor, origin=origin)
+        audit_record(
+            actor=actor,
+            origin=job.origin,
+            action="instance.password_reset",
+            target=locked,
+            detail=f"job {job.pk}",
         )
     return job
 

@@ -434,6 +434,66 @@ def _roll_back_resize(
     _fail(job, instance, f"resize failed, back on {old_plan.pk}: {reason}", _power_status(was_running))
 
 
+def _rebuild(job: Job) -> None:
+    """Shut down, replace the disk with a fresh one from the new image, define, start if wanted. The
+    allocation (GPUs, cores, memory, host) and the address are not touched."""
+    instance = job.instance
+    allocation = _active_allocation(instance)
+    if allocation is None:
+        _fail(job, instance, "the instance holds no allocation", Instance.Status.OFFLINE)
+    driver = driver_for(allocation.host)
+    try:
+        _run_steps(job, [("shutdown", 20, lambda: driver.ensure_shut_off(instance))])
+    except JobFailed as exc:
+        _undo_rebuild(job, instance)
+        _fail_as_observed(job, instance, driver, f"rebuild refused, could not shut down: {exc}")
+
+    def remove_old_disk() -> str:
+        # Once it is gone, never again: a job run twice must not wipe what the first run's guest wrote.
+        if job.params.get("disk_replaced"):
+            return Outcome.ALREADY
+        outcome = driver.remove_volume(instance)
+        job.params["disk_replaced"] = True
+        job.save(update_fields=["params"])
+        return outcome
+
+    # The volume step then makes the new disk from the new image, as large as the old one was.
+    steps: list[Step] = [("remove old disk", 30, remove_old_disk)]
+    steps += _bring_up_steps(driver, instance, allocation, start=instance.booted)
+    try:
+        _run_steps(job, steps)
+    except JobFailed as exc:
+        if not job.params.get("disk_replaced"):
+            _undo_rebuild(job, instance)
+            _fail_as_observed(job, instance, driver, f"rebuild failed, the disk is as it was: {exc}")
+        _fail(job, instance, f"rebuild failed after the disk was replaced: {exc}", Instance.Status.OFFLINE)
+    _set_status(instance, _power_status(instance.booted))
+
+
+def _undo_rebuild(job: Job, instance: Instance) -> None:
+    """The old disk is still there: the instance keeps its old image and credentials."""
+    Instance.objects.filter(pk=instance.pk).update(
+        image_id=job.params.get("from_image"), cloud_init_user_data=job.params.get("previous_user_data", "")
+    )
+    instance.refresh_from_db()
+
+
+def _password(job: Job) -> None:
+    """The instance is off (the service saw to it): write the seed with the new hash, and keep it off."""
+    instance = job.instance
+    allocation = _active_allocation(instance)
+    if allocation is None:
+        _fail(job, instance, "the instance holds no allocation", Instance.Status.OFFLINE)
+    driver = driver_for(allocation.host)
+    steps: list[Step] = [("shutdown", 30, lambda: driver.ensure_shut_off(instance))]
+    steps += _bring_up_steps(driver, instance, allocation, start=False)
+    try:
+        _run_steps(job, steps)
+    except JobFailed as exc:
+        _fail_as_observed(job, instance, driver, f"password reset failed: {exc}")
+    _set_status(instance, Instance.Status.OFFLINE)
+
+
 HANDLERS: dict[str, Callable[[Job], None]] = {
     Job.Action.CREATE: _create,
     Job.Action.BOOT: _boot,
@@ -441,4 +501,6 @@ HANDLERS: dict[str, Callable[[Job], None]] = {
     Job.Action.REBOOT: _reboot,
     Job.Action.DELETE: _delete,
     Job.Action.RESIZE: _resize,
+    Job.Action.REBUILD: _rebuild,
+    Job.Action.PASSWORD: _password,
 }

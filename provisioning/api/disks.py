@@ -10,8 +10,9 @@ from rest_framework.response import Response
 from gpuadmin.api.fields import Timestamp
 from gpuadmin.api.filtering import HEADER, parse_filter
 from gpuadmin.api.views import LinodeListView, LinodeView
-from provisioning import disks
-from provisioning.api.views import InstanceScoped
+from provisioning import disks, services
+from provisioning.api.serializers import DiskPasswordSerializer, EmptySerializer
+from provisioning.api.views import InstanceScoped, parsed
 from provisioning.exceptions import NotSupported
 
 DISKS_ARE_MANAGED = (
@@ -143,6 +144,19 @@ class DiskResize(DiskAction):
 
 class DiskClone(DiskAction):
     what = "cloned"
+
+
+class DiskPassword(DiskScoped, LinodeView):
+    """Linode resets the root password on a disk; the Linode's one disk makes it the Linode's reset."""
+
+    @extend_schema(request=DiskPasswordSerializer, responses=EmptySerializer)
+    def post(self, request, instance_id, disk_id):
+        data = parsed(DiskPasswordSerializer, request)
+        self.get_disk()
+        services.instance_password_reset(
+            instance=self.get_instance(), actor=request.user, root_pass=data["password"]
+        )
+        return Response({})
 
 
 class ConfigList(ComputedList):

@@ -114,6 +114,25 @@ class InstanceUpdateSerializer(serializers.Serializer):
     group = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
 
+class RebuildSerializer(serializers.Serializer):
+    """Linode's rebuild body; keys gpuadmin does not use (stackscript_id, disk_encryption) are ignored."""
+
+    image = serializers.CharField(max_length=64)
+    root_pass = serializers.CharField(max_length=128, required=False, allow_null=True, trim_whitespace=False)
+    authorized_keys = serializers.ListField(
+        child=serializers.CharField(max_length=4096, trim_whitespace=False), required=False, default=list
+    )
+    booted = serializers.BooleanField(required=False, default=True)
+
+
+class PasswordSerializer(serializers.Serializer):
+    root_pass = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class DiskPasswordSerializer(serializers.Serializer):
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
 class ResizeSerializer(serializers.Serializer):
     type = serializers.CharField(max_length=64)
 

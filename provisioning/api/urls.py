@@ -13,6 +13,19 @@ urlpatterns = [
         name="instance-shutdown",
     ),
     path("linode/instances/<int:instance_id>/resize", views.InstanceResize.as_view(), name="instance-resize"),
+    path(
+        "linode/instances/<int:instance_id>/rebuild", views.InstanceRebuild.as_view(), name="instance-rebuild"
+    ),
+    path(
+        "linode/instances/<int:instance_id>/password",
+        views.InstancePassword.as_view(),
+        name="instance-password",
+    ),
+    path(
+        "linode/instances/<int:instance_id>/disks/<int:disk_id>/password",
+        disks.DiskPassword.as_view(),
+        name="instance-disk-password",
+    ),
     path("linode/instances/<int:instance_id>/disks", disks.DiskList.as_view(), name="instance-disks"),
     path(
         "linode/instances/<int:instance_id>/disks/<int:disk_id>",

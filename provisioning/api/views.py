@@ -14,6 +14,8 @@ from provisioning.api.serializers import (
     InstanceCreateSerializer,
     InstanceSerializer,
     InstanceUpdateSerializer,
+    PasswordSerializer,
+    RebuildSerializer,
     ResizeSerializer,
 )
 
@@ -137,6 +139,32 @@ class InstanceResize(InstanceScoped, LinodeView):
         instance = self.get_instance()
         plan = services.plan_for(user=request.user, plan_id=data["type"])
         services.instance_resize(instance=instance, actor=request.user, plan=plan)
+        return Response({})
+
+
+class InstanceRebuild(InstanceScoped, LinodeView):
+    @extend_schema(request=RebuildSerializer, responses=InstanceSerializer)
+    def post(self, request, instance_id):
+        data = parsed(RebuildSerializer, request)
+        instance = self.get_instance()
+        rebuilt = services.instance_rebuild(
+            instance=instance,
+            actor=request.user,
+            image=services.image_for(image_id=data["image"]),
+            root_pass=data.get("root_pass"),
+            authorized_keys=data["authorized_keys"],
+            booted=data["booted"],
+        )
+        return Response(InstanceSerializer(rebuilt).data)
+
+
+class InstancePassword(InstanceScoped, LinodeView):
+    @extend_schema(request=PasswordSerializer, responses=EmptySerializer)
+    def post(self, request, instance_id):
+        data = parsed(PasswordSerializer, request)
+        services.instance_password_reset(
+            instance=self.get_instance(), actor=request.user, root_pass=data["root_pass"]
+        )
         return Response({})
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.api.conftest import token_for
+from tests.builders import make_image
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -74,3 +75,19 @@ def test_linode_cli_lists_and_views_disks_and_configs(world, cli):
     (config,) = cli("linodes", "configs-list", linode_id)
     assert config["kernel"] == "linode/direct-disk" and config["devices"]["sda"]["disk_id"] == disk["id"]
     assert cli("linodes", "config-view", linode_id, str(config["id"]))[0]["id"] == config["id"]
+
+
+def test_linode_cli_rebuilds_onto_another_image_keeping_the_linode(world, cli):
+    make_image("linode/debian12")
+    (made,) = cli(
+        "linodes", "create", "--type", "g1-gpu-rtx6000-1", "--region", "us-east",
+        "--image", "linode/ubuntu22.04", "--root_pass", "Corr3ct-Horse-9", "--label", "cli-rebuild",
+    )  # fmt: skip
+    (rebuilt,) = cli(
+        "linodes", "rebuild", str(made["id"]), "--image", "linode/debian12", "--root_pass", "Rebu1lt-Horse-9"
+    )
+    assert (rebuilt["id"], rebuilt["image"], rebuilt["ipv4"]) == (made["id"], "linode/debian12", made["ipv4"])
+    (viewed,) = cli("linodes", "view", str(made["id"]))
+    assert (viewed["status"], viewed["image"]) == ("running", "linode/debian12")
+    events = [(e["action"], e["status"]) for e in cli("events", "list")]
+    assert ("linode_rebuild", "finished") in events

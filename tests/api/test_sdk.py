@@ -12,6 +12,7 @@ from linode_api4 import ApiError, LinodeClient
 
 from accounts.flags import GPU_INSTANCES
 from tests.api.conftest import token_for
+from tests.builders import make_image
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -152,3 +153,34 @@ def test_the_sdk_reads_a_gpu_linodes_disk_and_profile_and_is_told_why_it_cannot_
     assert refused.value.status == 400 and "cannot be deleted" in refused.value.errors[0]
     linode.invalidate()
     assert [d.id for d in linode.disks] == [disk.id] and [c.id for c in linode.configs] == [config.id]
+
+
+def test_the_sdk_rebuilds_and_resets_the_root_password_of_a_gpu_linode(world, employee, sdk):
+    make_image("linode/debian12")
+    client = sdk(employee)
+    poller = finished(client, "linode_create")
+    linode = client.linode.instance_create(
+        GPU_PLAN, "us-east", image="linode/ubuntu22.04", root_pass=ROOT_PASS
+    )
+    poller.set_entity_id(linode.id)
+    wait(poller)
+    address = list(linode.ipv4)
+
+    poller = finished(client, "linode_rebuild", linode.id)
+    assert linode.rebuild("linode/debian12", root_pass="Rebu1lt-Horse-Battery")
+    assert linode.status == "rebuilding"  # the SDK took the answer's Linode object
+    wait(poller)
+    linode.invalidate()
+    assert (linode.image.id, linode.status, list(linode.ipv4)) == ("linode/debian12", "running", address)
+
+    with pytest.raises(ApiError) as refused:
+        linode.reset_instance_root_password("Res3t-Horse-Battery")
+    assert refused.value.status == 400 and "shut down" in refused.value.errors[0]
+    poller = finished(client, "linode_shutdown", linode.id)
+    linode.shutdown()
+    wait(poller)
+    poller = finished(client, "password_reset", linode.id)
+    linode.reset_instance_root_password("Res3t-Horse-Battery")
+    wait(poller)
+    linode.invalidate()
+    assert linode.status == "offline"

@@ -12,11 +12,14 @@ from provisioning.models import Allocation, Instance, Job
 from provisioning.services import (
     instance_boot,
     instance_delete,
+    instance_password_reset,
     instance_reboot,
+    instance_rebuild,
     instance_resize,
     instance_shutdown,
 )
 from provisioning.tasks import run_job
+from tests.builders import make_image
 from tests.provisioning.conftest import enroll_rtx_host
 from tests.provisioning.helpers import create, domain_state, last_job
 
@@ -31,7 +34,11 @@ STEPS = {
     "resize": [Step.SHUTDOWN, Step.GROW, Step.VOLUME, Step.DEFINE, Step.START],
     # A resize its host cannot take: the disk is copied to another host, the source removed after.
     "move": [Step.SHUTDOWN, Step.COPY, Step.GROW, Step.DEFINE, Step.UNDEFINE, Step.START],
+    # A rebuild removes the old disk (undefine step) and makes a new one from the new image.
+    "rebuild": [Step.SHUTDOWN, Step.UNDEFINE, Step.VOLUME, Step.DEFINE, Step.START],
+    "password": [Step.SHUTDOWN, Step.VOLUME, Step.DEFINE],
 }
+OFFLINE_FIRST = ("boot", "password")
 # The source of a move is removed once the copy is verified and the new domain defined: failing to
 # remove it does not undo the move (reconcile reports what is left).
 FINISHES_ANYWAY = {("move", Step.UNDEFINE)}
@@ -51,6 +58,12 @@ def act(action, instance, user, plans):
         "delete": lambda: instance_delete(instance=instance, actor=user),
         "resize": lambda: instance_resize(instance=instance, actor=user, plan=plans[2]),
         "move": lambda: instance_resize(instance=instance, actor=user, plan=plans[2]),
+        "rebuild": lambda: instance_rebuild(
+            instance=instance, actor=user, image=make_image("linode/debian12"), root_pass="Rebuilt-Horse-42"
+        ),
+        "password": lambda: instance_password_reset(
+            instance=instance, actor=user, root_pass="Reset-Horse-42"
+        ),
     }
     return calls[action]()
 
@@ -89,7 +102,7 @@ def test_fault_matrix(action, step, kind, gpu_host, employee, plans, region, ima
         instance = run_tasks(create, user=employee, plan=plans[1], region=region, image=image)
     else:
         instance = run_tasks(create, user=employee, plan=plans[1], region=region, image=image)
-        if action == "boot":
+        if action in OFFLINE_FIRST:
             run_tasks(instance_shutdown, instance=instance, actor=employee)
         if action == "move":
             uri = must_move(instance, region)
@@ -124,12 +137,12 @@ def assert_moved_or_home(instance: Instance, *, moved: bool, old: Host, source_l
         assert (instance_volume_name(instance.pk) in volumes) == left, f"{host} holds a stray copy"
 
 
-@pytest.mark.parametrize("action", ["create", "boot", "shutdown", "reboot", "delete", "resize", "move"])
+@pytest.mark.parametrize("action", list(STEPS))
 def test_every_task_run_twice_ends_in_the_same_place(
     action, gpu_host, employee, plans, region, image, run_tasks
 ):
     instance = run_tasks(create, user=employee, plan=plans[1], region=region, image=image)
-    if action == "boot":
+    if action in OFFLINE_FIRST:
         run_tasks(instance_shutdown, instance=instance, actor=employee)
     if action == "move":
         must_move(instance, region)
