@@ -24,6 +24,7 @@ LABEL_MAX = 48
 _NOT_READY = (
     Instance.Status.PROVISIONING,
     Instance.Status.RESIZING,
+    Instance.Status.REBUILDING,
 )
 
 

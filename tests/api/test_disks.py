@@ -80,6 +80,8 @@ def test_the_disk_is_not_ready_while_provisioning_and_gone_when_the_create_faile
     Instance.objects.filter(pk=linode["id"]).update(status=Instance.Status.PROVISIONING)
     (disk,) = alice.get(f"/v4/linode/instances/{linode['id']}/disks").json()["data"]
     assert disk["status"] == "not ready"
+    Instance.objects.filter(pk=linode["id"]).update(status=Instance.Status.REBUILDING)
+    assert alice.get(f"/v4/linode/instances/{linode['id']}/disks").json()["data"][0]["status"] == "not ready"
     Instance.objects.filter(pk=linode["id"]).update(status=Instance.Status.FAILED)
     Job.objects.filter(instance_id=linode["id"]).update(status=Job.Status.FAILED)
     assert alice.get(f"/v4/linode/instances/{linode['id']}/disks").json()["data"] == []
