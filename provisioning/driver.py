@@ -80,7 +80,7 @@ class HostDriver:
 
     def remove_volume(self, instance: Instance) -> str:
         """The instance's disk volume only (the domain stays): a rebuild replaces it."""
-        return volumes.remove_volume(self.conn, self.disk(instance))
+        return self.call(volumes.remove_volume, self.disk(instance))
 
     def grow_volume(self, instance: Instance, plan: InstanceType) -> str:
         return self.call(volumes.grow_volume, self.disk(instance, plan))
