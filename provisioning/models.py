@@ -205,6 +205,9 @@ class JobStatus(models.TextChoices):
     STARTED = "started", "Started"
     FINISHED = "finished", "Finished"
     FAILED = "failed", "Failed"
+    # A delete took over: the job stops at its next step and undoes what it did (`superseded_by` says
+    # which delete). `finished` is set once nothing of it can still touch the host.
+    SUPERSEDED = "superseded", "Superseded"
 
 
 class Job(models.Model):
@@ -217,6 +220,7 @@ class Job(models.Model):
     Origin = Origin
 
     IN_FLIGHT = (Status.SCHEDULED, Status.STARTED)
+    DONE = (Status.FINISHED, Status.FAILED, Status.SUPERSEDED)
 
     instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="jobs")
     account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="jobs")
@@ -242,6 +246,18 @@ class Job(models.Model):
     request_id = models.CharField(
         max_length=128, blank=True, help_text="The id of the request that started it, in its log lines too."
     )
+    superseded_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded"
+    )
+    lease_owner = models.CharField(
+        max_length=128, blank=True, help_text="The worker running the job (host:pid:token) while it runs."
+    )
+    lease_expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The worker renews this while it runs; past it, the worker is taken for dead and the "
+        "sweep runs the job again.",
+    )
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
@@ -249,17 +265,36 @@ class Job(models.Model):
     class Meta:
         ordering = ["-created", "-id"]
         constraints = [
+            # One job in flight per instance. A delete is accepted in any state: it supersedes the job
+            # in flight (which leaves this set as `superseded`) in the transaction that inserts it.
             models.UniqueConstraint(
                 fields=["instance"],
                 condition=Q(status__in=["scheduled", "started"]),
                 name="job_one_in_flight_per_instance",
+            ),
+            # Only a superseded job names the delete that took over (set in the delete's transaction).
+            models.CheckConstraint(
+                condition=Q(superseded_by__isnull=True) | Q(status="superseded"),
+                name="job_only_superseded_names_a_delete",
+            ),
+            models.CheckConstraint(
+                condition=Q(lease_expires_at__isnull=True) | Q(status__in=["started", "superseded"]),
+                name="job_lease_only_while_running",
             ),
             _choices_check("action", JobAction, "job_action_valid"),
             _choices_check("status", JobStatus, "job_status_valid"),
             _choices_check("origin", Origin, "job_origin_valid"),
             models.CheckConstraint(condition=Q(percent_complete__lte=100), name="job_percent_at_most_100"),
         ]
-        indexes = [models.Index(fields=["account", "created"])]
+        indexes = [
+            models.Index(fields=["account", "created"]),
+            # The sweep's question: which running jobs' leases expired.
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(status__in=["started", "superseded"]),
+                name="job_running_by_lease",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} #{self.pk} ({self.status})"

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import Origin
@@ -20,8 +21,8 @@ from inventory.models import GpuDevice, Host
 from provisioning import jobs
 from provisioning.driver import driver_for
 from provisioning.gpu_hygiene import allocation_release_and_clean, gpus_enqueue_cleaning
-from provisioning.models import Allocation, Instance, Job
-from provisioning.services import instance_boot
+from provisioning.models import AllocatedGpu, Allocation, Instance, Job
+from provisioning.services import instance_boot, instance_delete
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,10 @@ def reconcile_host(*, host: Host) -> HostReport:
 def _reconcile_instance(host: Host, instance: Instance, domain, report: HostReport) -> None:
     label = f"instance {instance.pk} ({instance.label})"
     if instance.status == Instance.Status.DELETING:
-        report.problems.append(f"{label} is deleting with no job in flight: delete it again")
+        # The customer's delete is final (the instance already left their account): try it again.
+        job = instance_delete(instance=instance, actor=None, origin=Origin.RECONCILE)
+        line = f"{label} was deleting with no job in flight: deleting again (job {job.pk})"
+        _repaired(report, instance, line)
         return
     if domain is None:
         if not instance.allocations.filter(released_at__isnull=True).exists():
@@ -157,19 +161,32 @@ def _release_gone(host: Host, busy: set[int], report: HostReport) -> None:
 
 
 def jobs_resume(*, now=None) -> int:
-    """Re-enqueue jobs whose task was lost: scheduled too long, or started longer ago than a task may live."""
+    """The sweep (every minute, and at each reconcile): queue again every job whose worker died (its lease
+    expired) or whose task was lost (scheduled for over a minute), and the reset of every card left
+    cleaning by a dead worker. Each queued task that finds a live lease leaves, so running this often is
+    safe. Returns how many jobs were queued."""
     now = now or timezone.now()
-    lost_scheduled = now - timedelta(seconds=60)
-    lost_started = now - timedelta(seconds=settings.Q_CLUSTER["retry"] * 2)
-    stuck = Job.objects.filter(status=Job.Status.SCHEDULED, created__lt=lost_scheduled) | Job.objects.filter(
-        status=Job.Status.STARTED, started__lt=lost_started
-    )
+    lease = timedelta(seconds=settings.GPUADMIN_JOB_LEASE_SECONDS)
+    lost = Job.objects.filter(
+        Q(status=Job.Status.SCHEDULED, created__lt=now - timedelta(seconds=60))
+        | Q(status=Job.Status.STARTED, lease_expires_at__lt=now)
+        # Started before leases existed, or by a worker that never renewed: as good as expired.
+        | Q(status=Job.Status.STARTED, lease_expires_at__isnull=True, started__lt=now - lease)
+    ).order_by("pk")
     count = 0
-    for job in stuck:
+    for job in lost:
         with transaction.atomic():
             jobs.enqueue(job)
         count += 1
-    cleaning = GpuDevice.objects.filter(state=GpuDevice.State.CLEANING).values_list("pk", flat=True)
+        logger.warning("sweep: job %s (%s, %s) queued again", job.pk, job.action, job.status)
+    # A card released moments ago has its reset queued already; one whose reset lease expired lost it.
+    recently_released = AllocatedGpu.objects.filter(gpu=OuterRef("pk"), released_at__gte=now - lease)
+    cleaning = list(
+        GpuDevice.objects.filter(state=GpuDevice.State.CLEANING)
+        .filter(Q(reset_lease_expires_at__isnull=True) | Q(reset_lease_expires_at__lt=now))
+        .exclude(Exists(recently_released))
+        .values_list("pk", flat=True)
+    )
     with transaction.atomic():
-        gpus_enqueue_cleaning(gpu_ids=list(cleaning))
+        gpus_enqueue_cleaning(gpu_ids=cleaning)
     return count

@@ -348,12 +348,9 @@ def _power_job(
 ) -> Job:
     with transaction.atomic():
         instance = Instance.objects.select_for_update().get(pk=instance.pk)
-        retrying_delete = action == Job.Action.DELETE and instance.status == Instance.Status.DELETING
-        if instance.deleted_at is not None or (
-            instance.status == Instance.Status.DELETING and not retrying_delete
-        ):
+        if instance.deleted_at is not None or instance.status == Instance.Status.DELETING:
             raise InstanceBusy("Linode busy.")
-        if instance.status == Instance.Status.FAILED and action != Job.Action.DELETE:
+        if instance.status == Instance.Status.FAILED:
             raise InvalidRequest(
                 f"Instance {instance.pk} failed to provision ({instance.status_reason}); "
                 "it can only be deleted."
@@ -413,14 +410,36 @@ def instance_reboot(*, instance: Instance, actor: AbstractBaseUser | None, origi
 
 
 def instance_delete(*, instance: Instance, actor: AbstractBaseUser | None, origin: str | None = None) -> Job:
-    return _power_job(
-        instance=instance,
-        actor=actor,
-        origin=origin,
-        action=Job.Action.DELETE,
-        status=Instance.Status.DELETING,
-        booted=False,
-    )
+    """Accepted in any state, as Linode's is. The instance is gone for its account at once (the API no
+    longer shows it, its label is free, billing stops); a job in flight is superseded (it stops and undoes
+    what it did, see provisioning.workflows) and the delete job tears the rest down. A delete already in
+    flight is the answer to a second one.
+    """
+    with transaction.atomic():
+        instance = Instance.objects.select_for_update().get(pk=instance.pk)
+        if instance.status == Instance.Status.DELETED:
+            raise InvalidRequest(f"Instance {instance.pk} is already deleted.")
+        pending = Job.objects.filter(instance=instance, status__in=Job.IN_FLIGHT).first()
+        if pending is not None and pending.action == Job.Action.DELETE:
+            return pending
+        if pending is not None:
+            # Out of the in-flight set first, so the delete can be the one job in flight.
+            Job.objects.filter(pk=pending.pk).update(status=Job.Status.SUPERSEDED)
+        instance.status = Instance.Status.DELETING
+        instance.booted = False
+        instance.deleted_at = instance.deleted_at or timezone.now()
+        instance.save(update_fields=["status", "booted", "deleted_at", "updated"])
+        job = jobs.job_start(instance=instance, action=Job.Action.DELETE, actor=actor, origin=origin)
+        if pending is not None:
+            jobs.job_supersede(job=pending, delete=job)
+        audit_record(
+            actor=actor,
+            origin=job.origin,
+            action=AUDIT_ACTIONS[Job.Action.DELETE],
+            target=instance,
+            detail=f"job {job.pk}" + (f": supersedes {pending.action} job {pending.pk}" if pending else ""),
+        )
+    return job
 
 
 def instance_resize(
@@ -539,8 +558,10 @@ def instance_password_reset(
 
 
 def instance_mark_deleted(*, instance: Instance) -> Instance:
+    """The delete job's end: the instance holds nothing any more. `deleted_at` stays when the delete was
+    accepted (that is when it left its account)."""
     instance.status = Instance.Status.DELETED
-    instance.deleted_at = timezone.now()
+    instance.deleted_at = instance.deleted_at or timezone.now()
     instance.booted = False
     instance.save(update_fields=["status", "deleted_at", "booted", "updated"])
     return instance

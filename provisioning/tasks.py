@@ -16,3 +16,9 @@ def reconcile_all() -> str:
     resumed = reconcile.jobs_resume()
     findings = sum(len(r.repaired) + len(r.problems) + bool(r.error) for r in reports)
     return f"reconciled {len(reports)} hosts: {findings} findings, {resumed} jobs resumed"
+
+
+def sweep_jobs() -> str:
+    """Scheduled every minute: jobs whose worker died, and cards left cleaning, are queued again."""
+    resumed = reconcile.jobs_resume()
+    return f"{resumed} jobs resumed"

@@ -2,19 +2,31 @@
 
 Every step converges (define what is missing, start what should run), so a job that is run twice,
 or again in a fresh worker after the first one died between two steps, ends in the same place.
+
+A job runs under its lease (provisioning.jobs): renewed after each step, during each hypervisor call
+and each wait. Its last writes happen in one transaction that first locks the instance and checks the
+job is still this worker's and not superseded (`jobs.job_hold`).
+
+Delete wins. A delete accepted while another job is in flight supersedes it. The superseded job stops
+at its next renewal (or its last transaction) and removes the instance's domain and volume from every
+host it touched; the delete waits while a superseded job still holds a live lease, then removes the
+domain and volume itself, releases the allocation (cards to cleaning) and marks the instance deleted.
+Whichever order the two run in, and if the superseded one finishes its steps after the delete, the
+instance ends deleted with nothing left on a host.
 """
 
 import logging
-import time
 from collections.abc import Callable
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from accounts.flags import provisioning_enabled
 from hypervisor.errors import HypervisorError, TransientHypervisorError
 from hypervisor.lifecycle import Outcome
-from inventory.models import InstanceType
+from inventory.models import Host, InstanceType
 from provisioning import jobs
 from provisioning.claims import allocation_move, allocation_move_abandon, allocation_move_finish
 from provisioning.driver import HostDriver, driver_for
@@ -46,18 +58,30 @@ def job_run(*, job_id: int) -> str:
 
 
 def _job_run(job: Job) -> str:
-    if job.status in (Job.Status.FINISHED, Job.Status.FAILED):
+    if job.status == Job.Status.SUPERSEDED:
+        jobs.jobs_superseded_close(instance_id=job.instance_id)  # never begun: nothing to undo
+        return f"job {job.pk} was superseded by job {job.superseded_by_id}"
+    if job.status in Job.DONE:
         return f"job {job.pk} already {job.status}"
     if not provisioning_enabled():
         return f"job {job.pk} waits: provisioning is paused"
-    jobs.job_begin(job=job)
+    if not jobs.job_begin(job=job):
+        if job.status == Job.Status.STARTED:
+            return f"job {job.pk} is held by a live lease ({job.lease_owner}): left to that worker"
+        return f"job {job.pk} is {job.status}: left alone"
     logger.info("job %s %s started (attempt %s)", job.pk, job.action, job.attempts)
     handler = HANDLERS[job.action]
     try:
         handler(job)
     except JobFailed as exc:
         return f"job {job.pk} failed: {exc}"
-    jobs.job_finish(job=job)
+    except jobs.JobSuperseded:
+        _undo_superseded(job)
+        job.refresh_from_db(fields=["superseded_by"])
+        return f"job {job.pk} superseded by job {job.superseded_by_id}: undone"
+    except jobs.LeaseLost as exc:
+        logger.warning("%s; this worker stops", exc)
+        return f"{exc}: left to it"
     return f"job {job.pk} finished"
 
 
@@ -90,7 +114,8 @@ def _run_steps(job: Job, steps: list[Step]) -> None:
     while True:
         try:
             for name, percent, call in steps:
-                outcome = call()
+                with jobs.lease_kept(job):
+                    outcome = call()
                 logger.info("job %s step %s: %s", job.pk, name, outcome)
                 if getattr(outcome, "outcome", outcome) == Outcome.SIMULATED:
                     _note_simulated(job, name)
@@ -100,7 +125,7 @@ def _run_steps(job: Job, steps: list[Step]) -> None:
             if attempt >= job.max_attempts:
                 raise JobFailed(f"{exc} (gave up after {attempt} attempts)") from exc
             logger.warning("job %s attempt %s: %s; retrying", job.pk, attempt, exc)
-            time.sleep(min(base * 2 ** (attempt - 1), 30.0))
+            jobs.job_sleep(job=job, seconds=min(base * 2 ** (attempt - 1), 30.0))
             attempt += 1
             job.attempts += 1
             job.save(update_fields=["attempts"])
@@ -120,6 +145,52 @@ def _set_status(instance: Instance, status: str, reason: str = "") -> None:
     instance.status = status
     instance.status_reason = reason
     instance.save(update_fields=["status", "status_reason", "updated"])
+
+
+def _conclude(job: Job, instance: Instance, status: str) -> None:
+    """The job's last writes: the instance's new status and the job finished, unless a delete took over."""
+    with transaction.atomic():
+        jobs.job_hold(job=job)
+        _set_status(instance, status)
+        jobs.job_finish(job=job)
+
+
+def _release_resources(instance: Instance) -> None:
+    """Give back what the instance holds: its allocations (both, if a move across hosts was under way;
+    cards to cleaning) and its addresses."""
+    for allocation in instance.allocations.filter(released_at__isnull=True):
+        allocation_release_and_clean(allocation=allocation)
+    _release_addresses(instance)
+
+
+def _release_addresses(instance: Instance) -> None:
+    """Hook for IPAM: the networking app's release service is called here, in the transaction that
+    releases the allocation, so an address goes into its cool-down exactly when the instance lets go.
+    Until that app lands an instance's address is computed from its id and nothing is held."""
+
+
+def _hosts_since(instance: Instance, since: datetime) -> list[Host]:
+    """The instance's host, and every host where it held an allocation at any time since `since` (a resize
+    in flight may have moved it): where a job that began then may have left a domain."""
+    held = Q(allocations__instance=instance) & (
+        Q(allocations__released_at__isnull=True) | Q(allocations__released_at__gte=since)
+    )
+    return list(Host.objects.filter(Q(pk=instance.host_id) | held).distinct().order_by("pk"))
+
+
+def _undo_superseded(job: Job) -> None:
+    """A delete superseded this job: remove what it may have built, from every host it touched. The
+    delete removes them too; whichever runs last finds nothing left."""
+    instance = Instance.objects.select_related("instance_type", "image").get(pk=job.instance_id)
+    for host in _hosts_since(instance, job.started or job.created):
+        try:
+            with jobs.lease_kept(job):
+                outcome = driver_for(host).ensure_absent(instance)
+        except HypervisorError as exc:
+            logger.warning("job %s, superseded: %s; the delete removes the domain", job.pk, exc)
+            continue
+        logger.info("job %s, superseded: domain on %s %s", job.pk, host.hostname, outcome)
+    jobs.job_superseded_done(job=job)
 
 
 def _bring_up_steps(
@@ -152,7 +223,7 @@ def _create(job: Job) -> None:
     except JobFailed as exc:
         _roll_back_create(job, instance, driver, str(exc))
         raise
-    _set_status(instance, Instance.Status.RUNNING if instance.booted else Instance.Status.OFFLINE)
+    _conclude(job, instance, Instance.Status.RUNNING if instance.booted else Instance.Status.OFFLINE)
 
 
 def _roll_back_create(job: Job, instance: Instance, driver: HostDriver, reason: str) -> None:
@@ -162,15 +233,20 @@ def _roll_back_create(job: Job, instance: Instance, driver: HostDriver, reason: 
     except JobFailed as exc:
         cleanup = f"; removing the domain also failed ({exc}): reconcile will report it"
     with transaction.atomic():
-        allocation = _active_allocation(instance)
-        if allocation is not None:
-            allocation_release_and_clean(allocation=allocation)
+        jobs.job_hold(job=job)
+        _release_resources(instance)
         _set_status(instance, Instance.Status.FAILED, f"create failed: {reason}"[:500])
         jobs.job_fail(job=job, error=f"{reason}{cleanup}")
 
 
-def _fail(job: Job, instance: Instance, reason: str, status: str | None = None) -> None:
+def _fail(
+    job: Job, instance: Instance, reason: str, status: str | None = None, booted: bool | None = None
+) -> None:
     with transaction.atomic():
+        jobs.job_hold(job=job)
+        if booted is not None:
+            instance.booted = booted
+            instance.save(update_fields=["booted", "updated"])
         if status is not None:
             _set_status(instance, status, reason[:500])
         jobs.job_fail(job=job, error=reason)
@@ -183,9 +259,7 @@ def _fail_as_observed(job: Job, instance: Instance, driver: HostDriver, reason: 
         running = driver.domain_state(instance) in ("running", "blocked", "paused")
     except HypervisorError:
         running = False
-    instance.booted = running
-    instance.save(update_fields=["booted", "updated"])
-    _fail(job, instance, reason, _power_status(running))
+    _fail(job, instance, reason, _power_status(running), booted=running)
 
 
 def _boot(job: Job) -> None:
@@ -198,7 +272,7 @@ def _boot(job: Job) -> None:
         _run_steps(job, _bring_up_steps(driver, instance, allocation, start=True))
     except JobFailed as exc:
         _fail_as_observed(job, instance, driver, str(exc))
-    _set_status(instance, Instance.Status.RUNNING)
+    _conclude(job, instance, Instance.Status.RUNNING)
 
 
 def _shutdown(job: Job) -> None:
@@ -208,7 +282,7 @@ def _shutdown(job: Job) -> None:
         _run_steps(job, [("shutdown", 90, lambda: driver.ensure_shut_off(instance))])
     except JobFailed as exc:
         _fail_as_observed(job, instance, driver, str(exc))
-    _set_status(instance, Instance.Status.OFFLINE)
+    _conclude(job, instance, Instance.Status.OFFLINE)
 
 
 def _reboot(job: Job) -> None:
@@ -223,15 +297,25 @@ def _reboot(job: Job) -> None:
         _run_steps(job, steps)
     except JobFailed as exc:
         _fail_as_observed(job, instance, driver, str(exc))
-    _set_status(instance, Instance.Status.RUNNING)
+    _conclude(job, instance, Instance.Status.RUNNING)
 
 
 def _delete(job: Job) -> None:
     instance = job.instance
-    if instance.host_id is not None:
-        driver = driver_for(instance.host)
+    # A superseded job still undoing its work goes first: nothing it does may land after the delete.
+    while jobs.superseded_running(instance_id=instance.pk):
+        jobs.job_sleep(job=job, seconds=0.5)
+    since = (
+        Job.objects.filter(superseded_by=job, started__isnull=False)
+        .order_by("started")
+        .values_list("started", flat=True)
+        .first()
+        or job.created
+    )
+    for host in _hosts_since(instance, since):
+        driver = driver_for(host)
         try:
-            _run_steps(job, [("remove domain", 70, lambda: driver.ensure_absent(instance))])
+            _run_steps(job, [("remove domain", 70, lambda driver=driver: driver.ensure_absent(instance))])
         except JobFailed as exc:
             # The allocation stays: the GPUs are not handed out while a domain may still hold them.
             _fail(
@@ -241,10 +325,11 @@ def _delete(job: Job) -> None:
                 Instance.Status.DELETING,
             )
     with transaction.atomic():
-        # Both, if a move across hosts was under way.
-        for allocation in instance.allocations.filter(released_at__isnull=True):
-            allocation_release_and_clean(allocation=allocation)
+        jobs.job_hold(job=job)
+        _release_resources(instance)
         instance_mark_deleted(instance=instance)
+        jobs.jobs_superseded_close(instance_id=instance.pk)
+        jobs.job_finish(job=job)
 
 
 def _resize(job: Job) -> None:
@@ -261,7 +346,7 @@ def _resize(job: Job) -> None:
     current = _active_allocation(instance)
     try:
         # A replayed resize finds the move already made: moving again would only churn the allocation.
-        allocation = current if current.instance_type_id == new_plan.pk else _move(instance, new_plan)
+        allocation = current if current.instance_type_id == new_plan.pk else _move(job, instance, new_plan)
     except NoCapacity as exc:
         _resume_old_shape(job, instance, old_driver, was_running)
         _fail(
@@ -287,7 +372,7 @@ def _resize(job: Job) -> None:
         _run_steps(job, steps)
     except JobFailed as exc:
         _roll_back_resize(job, instance, old_plan, was_running, str(exc))
-    _set_status(instance, _power_status(was_running))
+    _conclude(job, instance, _power_status(was_running))
 
 
 def _move_across_hosts(
@@ -325,6 +410,7 @@ def _move_across_hosts(
             "job %s: instance %s moved, but its source on %s stays: %s", job.pk, instance.pk, source.host, exc
         )
     with transaction.atomic():
+        jobs.job_hold(job=job)
         gpus_enqueue_cleaning(gpu_ids=allocation_move_finish(source=source, target=target))
         _record_disk_size(instance, new_driver.disk(instance, new_plan).capacity_mib)
     instance.refresh_from_db()
@@ -335,7 +421,7 @@ def _move_across_hosts(
             _fail_as_observed(
                 job, instance, new_driver, f"resized onto {target.host}, but not started: {exc}"
             )
-    _set_status(instance, _power_status(was_running))
+    _conclude(job, instance, _power_status(was_running))
 
 
 def _same_store(source: Allocation, target: Allocation) -> bool:
@@ -367,6 +453,7 @@ def _abandon_move(
     except JobFailed as exc:
         cleanup = f"; the copy on {target.host} could not be removed ({exc}): reconcile will report it"
     with transaction.atomic():
+        jobs.job_hold(job=job)
         gpus_enqueue_cleaning(gpu_ids=allocation_move_abandon(source=source, target=target))
     instance.refresh_from_db()
     source.move_source = False
@@ -392,8 +479,9 @@ def _power_status(running: bool) -> str:
     return Instance.Status.RUNNING if running else Instance.Status.OFFLINE
 
 
-def _move(instance: Instance, plan: InstanceType, *, same_host_only: bool = False) -> Allocation:
+def _move(job: Job, instance: Instance, plan: InstanceType, *, same_host_only: bool = False) -> Allocation:
     with transaction.atomic():
+        jobs.job_hold(job=job)  # a superseded resize must not move what the delete releases
         allocation = _active_allocation(instance)
         before = set(allocation.gpus.values_list("gpu_id", flat=True))
         moved = allocation_move(allocation=allocation, plan=plan, same_host_only=same_host_only)
@@ -421,7 +509,7 @@ def _roll_back_resize(
     """A resize on the same host failed: go back to the old plan there. Only there: the disk is there
     (a grown volume stays grown; a volume never shrinks)."""
     try:
-        allocation = _move(instance, old_plan, same_host_only=True)
+        allocation = _move(job, instance, old_plan, same_host_only=True)
         driver = driver_for(allocation.host)
         _run_steps(job, _bring_up_steps(driver, instance, allocation, start=was_running))
     except (NoCapacity, JobFailed) as exc:
@@ -467,7 +555,7 @@ def _rebuild(job: Job) -> None:
             _undo_rebuild(job, instance)
             _fail_as_observed(job, instance, driver, f"rebuild failed, the disk is as it was: {exc}")
         _fail(job, instance, f"rebuild failed after the disk was replaced: {exc}", Instance.Status.OFFLINE)
-    _set_status(instance, _power_status(instance.booted))
+    _conclude(job, instance, _power_status(instance.booted))
 
 
 def _undo_rebuild(job: Job, instance: Instance) -> None:
@@ -491,7 +579,7 @@ def _password(job: Job) -> None:
         _run_steps(job, steps)
     except JobFailed as exc:
         _fail_as_observed(job, instance, driver, f"password reset failed: {exc}")
-    _set_status(instance, Instance.Status.OFFLINE)
+    _conclude(job, instance, Instance.Status.OFFLINE)
 
 
 HANDLERS: dict[str, Callable[[Job], None]] = {

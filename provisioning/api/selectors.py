@@ -1,6 +1,6 @@
 """Reads behind the instance and event endpoints: one account's rows, joined for serialization."""
 
-from django.db.models import QuerySet
+from django.db.models import Case, CharField, F, QuerySet, Value, When
 
 from accounts.models import Account
 from provisioning.models import Instance, Job
@@ -24,9 +24,20 @@ def instance_of(*, account: Account | None, instance_id: int) -> Instance | None
 
 
 def events_of(*, account: Account | None) -> QuerySet[Job]:
+    """The account's jobs as Linode events. A job a delete superseded is a `failed` event (Linode has no
+    other word for "did not finish", and the SDK's pollers stop on it) whose message says so."""
     if account is None:
         return Job.objects.none()
-    return Job.objects.filter(account=account).select_related("instance", "actor")
+    event_status = Case(
+        When(status=Job.Status.SUPERSEDED, then=Value(Job.Status.FAILED.value)),
+        default=F("status"),
+        output_field=CharField(),
+    )
+    return (
+        Job.objects.filter(account=account)
+        .select_related("instance", "actor")
+        .annotate(event_status=event_status)
+    )
 
 
 def event_of(*, account: Account | None, event_id: int) -> Job | None:

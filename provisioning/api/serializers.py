@@ -160,7 +160,7 @@ class EventSerializer(serializers.Serializer):
     read = serializers.SerializerMethodField()
     seen = serializers.SerializerMethodField()
     secondary_entity = serializers.SerializerMethodField()
-    status = serializers.CharField()
+    status = serializers.CharField(source="event_status")
     time_remaining = serializers.SerializerMethodField()
     username = serializers.SerializerMethodField()
 

@@ -35,7 +35,7 @@ INSTANCE_FILTERS = {
 EVENT_FILTERS = {
     "id": f.integer("id"),
     "action": f.text("action"),
-    "status": f.text("status"),
+    "status": f.text("event_status"),
     "created": f.timestamp("created"),
     "percent_complete": f.integer("percent_complete"),
     "entity.id": f.integer("instance_id"),

@@ -217,8 +217,12 @@ def test_a_worker_killed_between_steps_converges_when_the_job_is_resumed(
 
     from django.utils import timezone
 
+    # A fresh sweep leaves the job alone while its worker's lease is live ...
+    assert reconcile.jobs_resume() == 0
+    # ... and queues it once the lease has expired (the worker died and stopped renewing it).
+    Job.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     with django_capture_on_commit_callbacks(execute=True):
-        resumed = reconcile.jobs_resume(now=timezone.now() + timedelta(hours=1))
+        resumed = reconcile.jobs_resume()
     assert resumed == 1
     job.refresh_from_db()
     instance.refresh_from_db()
