@@ -79,5 +79,12 @@ class WorkerClusters:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
+    def kill(self) -> None:
+        """kill -9 every process of every cluster (the cluster and its workers): a machine that dies."""
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
     def alive(self) -> bool:
         return all(process.poll() is None for process in self.processes)

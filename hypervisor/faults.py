@@ -27,12 +27,20 @@ faults armed in the test process, which is why tests run tasks with `sync=True`)
     after      how many matching calls pass before it fires (after=3 on copy: the copy breaks midway)
     code       the libvirt error code the exception carries (default: a plausible one for the kind)
     message    the exception's message (default names the step and says it was injected)
+    delay      seconds the call waits instead of failing: a slow host (the step then runs normally)
+
+A worker process started by a test can be armed through its environment: GPUADMIN_FAULTS holds a JSON
+list of `inject` keyword arguments, e.g. '[{"step": "define", "delay": 600}]' (read at import; a test
+setting, never set in production).
 
 Faults armed for the same step and URI fire in the order they were armed. The test suite clears
 every fault after each test (tests/conftest.py).
 """
 
+import json
+import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,6 +74,7 @@ class Fault:
     code: int
     message: str
     after: int = 0
+    delay: float = 0.0
     fired: int = 0
     passed: int = 0
 
@@ -92,6 +101,7 @@ def inject(
     code: int | None = None,
     message: str | None = None,
     after: int = 0,
+    delay: float | None = None,
 ) -> Fault:
     step = Step(step)
     if code is None:
@@ -105,6 +115,7 @@ def inject(
         code=code,
         message=message or f"{step} failed: injected {kind} fault",
         after=after,
+        delay=delay or 0.0,
     )
     with _lock:
         _armed.append(fault)
@@ -137,4 +148,16 @@ def check(step: Step, uri: str) -> None:
             fault.passed += 1
             return
         fault.fired += 1
+    if fault.delay:
+        time.sleep(fault.delay)
+        return
     raise fault.error(uri)
+
+
+def arm_from_environment(value: str | None = None) -> list[Fault]:
+    """Arm the faults GPUADMIN_FAULTS lists (a JSON list of `inject` keyword arguments)."""
+    value = os.environ.get("GPUADMIN_FAULTS", "") if value is None else value
+    return [inject(**spec) for spec in json.loads(value)] if value.strip() else []
+
+
+arm_from_environment()

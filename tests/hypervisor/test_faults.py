@@ -70,3 +70,23 @@ def test_injected_disarms_when_the_block_ends_even_unspent():
 def test_an_unknown_step_is_refused_when_armed():
     with pytest.raises(ValueError):
         faults.inject("reboot")
+
+
+def test_a_delay_fault_slows_the_step_and_then_lets_it_run():
+    import time as _time
+
+    from hypervisor import faults as _faults
+
+    fault = _faults.inject("define", uri="test:///delay", delay=0.3)
+    began = _time.monotonic()
+    _faults.check(_faults.Step.DEFINE, "test:///delay")  # no error: the step goes on
+    assert _time.monotonic() - began >= 0.3 and fault.fired == 1
+    _faults.check(_faults.Step.DEFINE, "test:///delay")  # disarmed after one call
+
+
+def test_faults_are_armed_from_the_environment_of_a_worker_process():
+    from hypervisor import faults as _faults
+
+    [fault] = _faults.arm_from_environment('[{"step": "undefine", "delay": 600, "uri": "test:///x"}]')
+    assert (fault.step, fault.delay, fault.uri) == (_faults.Step.UNDEFINE, 600, "test:///x")
+    assert _faults.arm_from_environment("") == []
