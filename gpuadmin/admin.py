@@ -1,7 +1,13 @@
 from django.contrib import admin
+from django.db.models import Count, Q
+from django.template.loader import render_to_string
 from waffle.admin import FlagAdmin as WaffleFlagAdmin
 
+from accounts.models import Account
+from billing.admin import AccountAdmin as BillingAccountAdmin
 from gpuadmin.models import Flag
+from gpuadmin.selectors import account_overview
+from gpuadmin.spin_up import can_spin_up
 
 admin.site.site_header = "gpuadmin"
 admin.site.site_title = "gpuadmin"
@@ -12,4 +18,70 @@ admin.site.index_title = "GPU fleet administration"
 class FlagAdmin(WaffleFlagAdmin):
     filter_horizontal = ["groups", "accounts"]
     raw_id_fields = ["users"]
-    list_display = [*WaffleFlagAdmin.list_display, "employee_accounts"]
+    # Who is in, at a glance (waffle's percent, languages and rollout columns are unused here).
+    list_display = [
+        "name",
+        "note",
+        "everyone",
+        "employee_accounts",
+        "superusers",
+        "staff",
+        "authenticated",
+        "modified",
+    ]
+
+
+# The account page composes what the other apps know about an account: accounts' fields and members,
+# billing's balances, trial and invoices (billing.admin), and here what it holds and may buy. Importing
+# billing.admin above registered billing's page; this one extends it and takes its place.
+admin.site.unregister(Account)
+
+
+@admin.register(Account)
+class AccountAdmin(BillingAccountAdmin):
+    change_form_template = "admin/accounts/account/change_form.html"
+    list_display = ["name", "kind", "email", "active", "live_instances", "gpus_held", "active_since"]
+    readonly_fields = ["active_since", "overview"]
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "email", "company", "active", "active_since"]}),
+        ("What it holds and may buy", {"fields": ["overview"]}),
+    ]
+
+    def get_queryset(self, request):
+        live = Q(instances__deleted_at__isnull=True)
+        held = Q(
+            instances__allocations__released_at__isnull=True,
+            instances__allocations__gpus__released_at__isnull=True,
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                live_count=Count("instances", filter=live, distinct=True),
+                gpus_count=Count("instances__allocations__gpus", filter=held, distinct=True),
+            )
+        )
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        return fieldsets if obj is not None else fieldsets[:1]
+
+    @admin.display(description="Live instances", ordering="live_count")
+    def live_instances(self, obj: Account) -> int:
+        return obj.live_count
+
+    @admin.display(description="GPUs held", ordering="gpus_count")
+    def gpus_held(self, obj: Account) -> int:
+        return obj.gpus_count
+
+    @admin.display(description="Overview")
+    def overview(self, obj: Account) -> str:
+        if obj.pk is None:
+            return "-"
+        return render_to_string(
+            "admin/accounts/account/overview.html", {"overview": account_overview(account=obj)}
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = {"can_spin_up": can_spin_up(request.user), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra)

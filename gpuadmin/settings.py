@@ -151,6 +151,7 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+FORMAT_MODULE_PATH = ["gpuadmin.formats"]  # ISO dates and times in the admin (gpuadmin/formats/en)
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("GPUADMIN_STATIC_ROOT", VAR_DIR / "static"))

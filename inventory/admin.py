@@ -3,10 +3,22 @@ from django.contrib.admin import helpers
 from django.db.models import Count, Q
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
 
+from gpuadmin.templatetags.gpuadmin_admin import account_colours, gib
+from inventory.counters import active_allocation_exists
 from inventory.exceptions import InventoryError
 from inventory.models import GpuDevice, GpuModel, Host, HostCpu, Image, InstanceType, NumaNode, Region
-from inventory.selectors import host_topology
+from inventory.selectors import (
+    CustomerGpuState,
+    gpu_customer_state,
+    gpu_holder_history,
+    gpu_since,
+    gpus_with_holders,
+    host_topology,
+    topology_accounts,
+)
 from inventory.services import gpu_mark_cleaned, gpu_mark_faulty, gpu_return_to_service, host_set_state
 from inventory.sync import HostSyncError, host_sync
 
@@ -123,7 +135,13 @@ class HostAdmin(admin.ModelAdmin):
     def topology(self, obj: Host) -> str:
         if obj.pk is None:
             return "-"
-        return render_to_string("admin/inventory/host/topology.html", {"nodes": host_topology(host=obj)})
+        nodes = host_topology(host=obj)
+        accounts = topology_accounts(nodes)
+        colours = account_colours(accounts)
+        legend = [(account_id, name, colours[account_id]) for account_id, name in accounts]
+        return render_to_string(
+            "admin/inventory/host/topology.html", {"nodes": nodes, "legend": legend, "colours": colours}
+        )
 
     @admin.action(description="Enable selected hosts (new instances may land there)", permissions=["change"])
     def enable_hosts(self, request, queryset):
@@ -221,24 +239,120 @@ class HostCpuAdmin(admin.ModelAdmin):
         return False
 
 
+CUSTOMER_OUT_OF_SALE = [s for s in GpuDevice.State.values if s != GpuDevice.State.AVAILABLE]
+
+
+class CustomerStateFilter(admin.SimpleListFilter):
+    """The state a customer would name: held wins over the row's state (a faulty card a guest holds is
+    held)."""
+
+    title = "state"
+    parameter_name = "customer_state"
+
+    def lookups(self, request, model_admin):
+        return [(s, s) for s in (CustomerGpuState.HELD, CustomerGpuState.FREE, *CUSTOMER_OUT_OF_SALE)]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        held = queryset.alias(held=active_allocation_exists(GpuDevice))
+        if value == CustomerGpuState.HELD:
+            return held.filter(held=True)
+        state = GpuDevice.State.AVAILABLE if value == CustomerGpuState.FREE else value
+        return held.filter(held=False, state=state)
+
+
+class HostStateFilter(admin.SimpleListFilter):
+    title = "host state"
+    parameter_name = "host_state"
+
+    def lookups(self, request, model_admin):
+        return Host.State.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(host__state=self.value()) if self.value() else queryset
+
+
 @admin.register(GpuDevice)
 class GpuDeviceAdmin(admin.ModelAdmin):
-    list_display = [
-        "pci_address",
-        "host",
-        "model",
-        "numa_node",
-        "iommu_group",
-        "state",
-        "state_reason",
-        "missing_since",
-    ]
-    list_filter = ["state", "model", "host__region"]
+    """Cards as a customer would see them (held, free, cleaning, ...), who holds each and since when."""
+
+    list_display = ["pci_address", "host_link", "node", "model_name", "customer_state", "holder", "since"]
+    list_filter = [CustomerStateFilter, "model", "host__region", HostStateFilter]
     search_fields = ["host__hostname", "pci_address"]
-    list_select_related = ["host", "model", "numa_node__host"]
+    list_select_related = ["host", "model", "numa_node"]
     # State changes go through the actions below, which keep the NUMA counters exact and write the audit row.
-    readonly_fields = ["missing_since", "state", "state_reason"]
+    readonly_fields = ["missing_since", "state", "state_reason", "holder_now", "holder_history"]
+    fieldsets = [
+        (None, {"fields": ["host", "pci_address", "model", "numa_node", "iommu_group"]}),
+        ("State", {"fields": ["state", "state_reason", "missing_since", "holder_now"]}),
+        ("Who held it", {"fields": ["holder_history"]}),
+        ("Functions", {"classes": ["collapse"], "fields": ["companion_functions", "foreign_functions"]}),
+    ]
     actions = ["mark_faulty", "return_to_service", "mark_cleaned"]
+
+    def get_queryset(self, request):
+        return gpus_with_holders(super().get_queryset(request))
+
+    # Cards come from discovery (a host sync), never from a form.
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="Host", ordering="host__hostname")
+    def host_link(self, obj: GpuDevice) -> str:
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:inventory_host_change", args=[obj.host_id]), obj.host
+        )
+
+    @admin.display(description="Node", ordering="numa_node__index")
+    def node(self, obj: GpuDevice) -> str:
+        return str(obj.numa_node.index) if obj.numa_node_id else "none"
+
+    @admin.display(description="Model", ordering="model__short_name")
+    def model_name(self, obj: GpuDevice) -> str:
+        return obj.model.short_name
+
+    @admin.display(description="State")
+    def customer_state(self, obj: GpuDevice) -> str:
+        state = gpu_customer_state(obj)
+        return format_html(
+            '<span class="gpu-state gpu-state-{}" title="{}">{}</span>', state, obj.state_reason, state
+        )
+
+    @admin.display(description="Holder (instance · account)")
+    def holder(self, obj: GpuDevice) -> str:
+        if obj.holder_instance_id is None:
+            return "-"
+        return format_html(
+            '<a href="{}">{}</a> · <a href="{}">{}</a>',
+            reverse("admin:provisioning_instance_change", args=[obj.holder_instance_id]),
+            obj.holder_instance_label,
+            reverse("admin:accounts_account_change", args=[obj.holder_account_id]),
+            obj.holder_account_name,
+        )
+
+    @admin.display(description="Since (UTC)")
+    def since(self, obj: GpuDevice) -> str:
+        moment = gpu_since(obj)
+        return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
+
+    @admin.display(description="Now")
+    def holder_now(self, obj: GpuDevice) -> str:
+        state = gpu_customer_state(obj)
+        since = gpu_since(obj)
+        when = f" since {since:%Y-%m-%d %H:%M} UTC" if since else ""
+        if state != CustomerGpuState.HELD:
+            return f"{state}{when}"
+        return format_html("held by {}{}", self.holder(obj), when)
+
+    @admin.display(description="Holders, newest first")
+    def holder_history(self, obj: GpuDevice) -> str:
+        if obj.pk is None:
+            return "-"
+        return render_to_string(
+            "admin/inventory/gpudevice/holder_history.html", {"holders": gpu_holder_history(gpu=obj)}
+        )
 
     @admin.action(description="Mark selected GPUs faulty (asks for the reason)", permissions=["change"])
     def mark_faulty(self, request, queryset):
@@ -302,18 +416,13 @@ class GpuDeviceAdmin(admin.ModelAdmin):
 
 @admin.register(InstanceType)
 class InstanceTypeAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "label",
-        "type_class",
-        "gpus",
-        "vcpus",
-        "memory_mib",
-        "price_hourly",
-        "price_monthly",
-    ]
+    list_display = ["id", "label", "type_class", "gpus", "vcpus", "memory", "price_hourly", "price_monthly"]
     list_filter = ["type_class", "deprecated"]
     search_fields = ["id", "label"]
+
+    @admin.display(description="Memory", ordering="memory_mib")
+    def memory(self, obj: InstanceType) -> str:
+        return gib(obj.memory_mib)
 
 
 @admin.register(Image)

@@ -17,9 +17,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 
-from django.db.models import F, OuterRef, Subquery, Sum, TextField
+from django.db.models import CharField, F, OuterRef, Subquery, Sum, TextField
 from django.db.models.functions import Cast
 
+from accounts.models import AuditRecord
 from inventory.counters import active_allocation_exists, shared_iommu_groups, unplaceable_reason
 from inventory.fit import (
     GPU_HOST,
@@ -34,12 +35,20 @@ from inventory.fit import (
 from inventory.models import GpuDevice, GpuModel, Host, HostCpu, InstanceType, NumaNode, Region
 
 __all__ = [
+    "CustomerGpuState",
     "GpuCounts",
+    "HolderLine",
     "HostCapacity",
     "PlanSellable",
     "RegionCapacity",
+    "TopologyCpu",
     "TopologyNode",
+    "topology_accounts",
     "capacity_snapshot",
+    "gpu_customer_state",
+    "gpu_holder_history",
+    "gpu_since",
+    "gpus_with_holders",
     "host_capacity",
     "host_topology",
     "host_snapshots",
@@ -403,6 +412,20 @@ class TopologyGpu:
     state_reason: str
     holder_id: int | None  # the instance whose active allocation holds the card
     holder_label: str
+    account_id: int | None = None  # the holder's account
+    account_name: str = ""
+
+
+@dataclass(frozen=True)
+class TopologyCpu:
+    """One hardware thread: reserved for the host, free, or pinned to an instance of an account."""
+
+    cpu_id: int
+    reserved: bool
+    holder_id: int | None
+    holder_label: str
+    account_id: int | None
+    account_name: str
 
 
 @dataclass(frozen=True)
@@ -421,14 +444,20 @@ class TopologyNode:
     reserved_cpus: list[int] = field(default_factory=list)
     held_cpus: dict[tuple[int, str], list[int]] = field(default_factory=dict)  # (instance, label) -> cpus
     gpus: list[TopologyGpu] = field(default_factory=list)
+    threads: list[TopologyCpu] = field(default_factory=list)
+    holder_accounts: dict[int, str] = field(default_factory=dict)  # instance -> account name
 
     @property
     def free_memory_mib(self) -> int:
         return self.memory_mib - self.reserved_memory_mib - self.used_memory_mib
 
     @property
-    def held(self) -> list[tuple[int, str, str]]:
-        return [(i, label, id_ranges(cpus)) for (i, label), cpus in sorted(self.held_cpus.items())]
+    def held(self) -> list[tuple[int, str, str, str]]:
+        """(instance, label, its CPUs as ranges, its account) per instance pinned to this node."""
+        return [
+            (i, label, id_ranges(cpus), self.holder_accounts.get(i, ""))
+            for (i, label), cpus in sorted(self.held_cpus.items())
+        ]
 
     @property
     def cpu_ranges(self) -> str:
@@ -469,14 +498,20 @@ def host_topology(*, host: Host) -> list[TopologyNode]:
         HostCpu.objects.filter(host=host)
         .annotate(holder_id=holder(HostCpu, "allocation__instance_id"))
         .annotate(holder_label=holder(HostCpu, "allocation__instance__label"))
+        .annotate(account_id=holder(HostCpu, "allocation__instance__account_id"))
+        .annotate(account_name=holder(HostCpu, "allocation__instance__account__name"))
         .order_by("cpu_id")
-        .values_list("numa_node_id", "cpu_id", "reserved", "holder_id", "holder_label")
+        .values_list(
+            "numa_node_id", "cpu_id", "reserved", "holder_id", "holder_label", "account_id", "account_name"
+        )
     )
     gpus = (
         GpuDevice.objects.filter(host=host)
         .select_related("model")
         .annotate(holder_id=holder(GpuDevice, "allocation__instance_id"))
         .annotate(holder_label=holder(GpuDevice, "allocation__instance__label"))
+        .annotate(account_id=holder(GpuDevice, "allocation__instance__account_id"))
+        .annotate(account_name=holder(GpuDevice, "allocation__instance__account__name"))
         .order_by("pci_address")
     )
     lines = {
@@ -492,13 +527,17 @@ def host_topology(*, host: Host) -> list[TopologyNode]:
         )
         for pk, n in nodes.items()
     }
-    for node_id, cpu_id, reserved, holder_id, holder_label in cpus:
+    for node_id, cpu_id, reserved, holder_id, holder_label, account_id, account_name in cpus:
         line = lines[node_id]
         line.cpus.append(cpu_id)
+        line.threads.append(
+            TopologyCpu(cpu_id, reserved, holder_id, holder_label or "", account_id, account_name or "")
+        )
         if reserved:
             line.reserved_cpus.append(cpu_id)
         if holder_id is not None:
             line.held_cpus.setdefault((holder_id, holder_label), []).append(cpu_id)
+            line.holder_accounts[holder_id] = account_name or ""
     for gpu in gpus:
         line = lines.get(gpu.numa_node_id)
         if line is None:
@@ -513,6 +552,124 @@ def host_topology(*, host: Host) -> list[TopologyNode]:
                 state_reason=gpu.state_reason,
                 holder_id=gpu.holder_id,
                 holder_label=gpu.holder_label or "",
+                account_id=gpu.account_id,
+                account_name=gpu.account_name or "",
             )
         )
     return list(lines.values())
+
+
+# What a customer would call a card's state: held by an instance, or free, or out of sale and why.
+class CustomerGpuState:
+    HELD = "held"
+    FREE = "free"
+
+    @staticmethod
+    def of(*, state: str, held: bool) -> str:
+        if held:
+            return CustomerGpuState.HELD
+        return CustomerGpuState.FREE if state == GpuDevice.State.AVAILABLE else state
+
+
+def _active_holding(column: str) -> Subquery:
+    """A column of the card's active allocation row (reached through the reverse relation)."""
+    relation = GpuDevice._meta.get_field("allocations")
+    held = relation.related_model.objects.filter(
+        **{relation.field.name: OuterRef("pk")}, released_at__isnull=True
+    )
+    return Subquery(held.values(column)[:1])
+
+
+def _last_release() -> Subquery:
+    relation = GpuDevice._meta.get_field("allocations")
+    released = relation.related_model.objects.filter(
+        **{relation.field.name: OuterRef("pk")}, released_at__isnull=False
+    ).order_by("-released_at")
+    return Subquery(released.values("released_at")[:1])
+
+
+def _last_state_change() -> Subquery:
+    """When a person or the system last changed the card's state by hand (its latest audit row)."""
+    changes = AuditRecord.objects.filter(
+        target_type=GpuDevice._meta.label_lower,
+        target_id=Cast(OuterRef("pk"), CharField()),
+    ).order_by("-created", "-id")
+    return Subquery(changes.values("created")[:1])
+
+
+def gpus_with_holders(queryset=None):
+    """GPUs annotated with who holds them now and since when, in one query whatever the fleet size:
+    holder_instance_id/_label, holder_account_id/_name, held_since (the allocation's start),
+    released_at (the last release) and state_changed_at (the last audited change). `customer_state`
+    and `since` (gpu_since) read these."""
+    queryset = GpuDevice.objects.all() if queryset is None else queryset
+    return queryset.annotate(
+        holder_instance_id=_active_holding("allocation__instance_id"),
+        holder_instance_label=_active_holding("allocation__instance__label"),
+        holder_account_id=_active_holding("allocation__instance__account_id"),
+        holder_account_name=_active_holding("allocation__instance__account__name"),
+        held_since=_active_holding("allocation__created_at"),
+        last_released_at=_last_release(),
+        state_changed_at=_last_state_change(),
+    )
+
+
+def gpu_customer_state(gpu: GpuDevice) -> str:
+    """held, free, cleaning, quarantined, faulty, reserved or removed, for a row of gpus_with_holders."""
+    return CustomerGpuState.of(state=gpu.state, held=gpu.holder_instance_id is not None)
+
+
+def gpu_since(gpu: GpuDevice):
+    """Since when the card is in its customer state: the allocation's start when held, else the later
+    of its last release and its last audited state change (None when neither ever happened)."""
+    if gpu.holder_instance_id is not None:
+        return gpu.held_since
+    moments = [t for t in (gpu.last_released_at, gpu.state_changed_at) if t is not None]
+    return max(moments) if moments else None
+
+
+@dataclass(frozen=True)
+class HolderLine:
+    """One allocation that held a card: who, on which plan, from when to when (None: still holds it)."""
+
+    allocation_id: int
+    instance_id: int
+    instance_label: str
+    account_id: int
+    account_name: str
+    plan: str
+    held_from: object
+    held_until: object
+
+
+def gpu_holder_history(*, gpu: GpuDevice, limit: int = 50) -> list[HolderLine]:
+    """Who held the card, newest first, from the allocation rows (one query)."""
+    relation = GpuDevice._meta.get_field("allocations")
+    rows = (
+        relation.related_model.objects.filter(**{relation.field.name: gpu})
+        .order_by("-allocation__created_at", "-id")
+        .values_list(
+            "allocation_id",
+            "allocation__instance_id",
+            "allocation__instance__label",
+            "allocation__instance__account_id",
+            "allocation__instance__account__name",
+            "allocation__instance_type_id",
+            "allocation__created_at",
+            "released_at",
+        )[:limit]
+    )
+    return [HolderLine(*row) for row in rows]
+
+
+def topology_accounts(nodes: Iterable[TopologyNode]) -> list[tuple[int, str]]:
+    """The accounts holding anything in a topology, in the order they first appear: (id, name)."""
+    seen: dict[int, str] = {}
+    for node in nodes:
+        for gpu in node.gpus:
+            if gpu.account_id is not None:
+                seen.setdefault(gpu.account_id, gpu.account_name)
+        for cpu in node.threads:
+            if cpu.account_id is not None:
+                seen.setdefault(cpu.account_id, cpu.account_name)
+    return list(seen.items())

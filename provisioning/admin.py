@@ -1,10 +1,13 @@
 from django.contrib import admin, messages
+from django.db.models import Prefetch
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.html import format_html
 
 from accounts.admin import origin_text
 from accounts.models import Origin
+from gpuadmin.display import minute
 from inventory.admin import action_confirmation, confirmed
 from provisioning.exceptions import ProvisioningError
 from provisioning.models import AllocatedCpu, AllocatedGpu, AllocatedMemory, Allocation, Instance, Job
@@ -16,7 +19,7 @@ JOBS_SHOWN = 20
 
 @admin.register(Instance)
 class InstanceAdmin(admin.ModelAdmin):
-    list_display = ["id", "label", "account", "region", "instance_type", "status", "host", "created"]
+    list_display = ["id", "label", "account", "region", "plan", "status", "host", "address", "created_at"]
     list_filter = ["status", "region", "instance_type"]
     search_fields = ["label", "account__name", "host__hostname"]
     list_select_related = ["account", "region", "instance_type", "host"]
@@ -84,6 +87,18 @@ class InstanceAdmin(admin.ModelAdmin):
 
     def has_destroy_permission(self, request):
         return request.user.has_perm("provisioning.delete_instance")
+
+    @admin.display(description="Plan", ordering="instance_type_id")
+    def plan(self, obj: Instance) -> str:
+        return obj.instance_type_id
+
+    @admin.display(description="Address")
+    def address(self, obj: Instance) -> str:
+        return ", ".join(obj.ipv4) or "-"
+
+    @admin.display(description="Created (UTC)", ordering="created")
+    def created_at(self, obj: Instance) -> str:
+        return minute(obj.created)
 
     @admin.display(description="Allocation")
     def allocation_held(self, obj: Instance) -> str:
@@ -163,13 +178,69 @@ class AllocatedMemoryInline(admin.TabularInline):
     readonly_fields = ["numa_node", "memory_mib", "hugepages_1g"]
 
 
+class ActiveFilter(admin.SimpleListFilter):
+    title = "held"
+    parameter_name = "held"
+
+    def lookups(self, request, model_admin):
+        return [("now", "held now"), ("released", "released")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "now":
+            return queryset.filter(released_at__isnull=True)
+        if self.value() == "released":
+            return queryset.filter(released_at__isnull=False)
+        return queryset
+
+
 @admin.register(Allocation)
 class AllocationAdmin(admin.ModelAdmin):
-    list_display = ["id", "instance", "host", "instance_type", "created_at", "released_at"]
-    list_filter = ["host__region"]
-    search_fields = ["instance__label", "host__hostname"]
-    list_select_related = ["instance", "host", "instance_type"]
+    """Who holds what where: account and cards on every row (the rows are the history, never edited)."""
+
+    list_display = [
+        "id",
+        "instance",
+        "account",
+        "host",
+        "gpu_addresses",
+        "instance_type",
+        "created_at",
+        "released_at",
+    ]
+    list_filter = [ActiveFilter, "host__region"]
+    search_fields = ["instance__label", "instance__account__name", "host__hostname", "gpus__gpu__pci_address"]
+    list_select_related = ["instance__account", "host", "instance_type"]
     inlines = [AllocatedGpuInline, AllocatedCpuInline, AllocatedMemoryInline]
+
+    def get_queryset(self, request):
+        gpus = Prefetch(
+            "gpus", queryset=AllocatedGpu.objects.select_related("gpu").order_by("gpu__pci_address")
+        )
+        return super().get_queryset(request).prefetch_related(gpus)
+
+    @admin.display(description="Account", ordering="instance__account__name")
+    def account(self, obj: Allocation) -> str:
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:accounts_account_change", args=[obj.instance.account_id]),
+            obj.instance.account,
+        )
+
+    @admin.display(description="Plan", ordering="instance_type_id")
+    def plan(self, obj: Allocation) -> str:
+        return obj.instance_type_id
+
+    @admin.display(description="From (UTC)", ordering="created_at")
+    def held_from(self, obj: Allocation) -> str:
+        return minute(obj.created_at)
+
+    @admin.display(description="Until (UTC)", ordering="released_at")
+    def held_until(self, obj: Allocation) -> str:
+        return minute(obj.released_at) if obj.released_at else "held now"
+
+    @admin.display(description="GPUs")
+    def gpu_addresses(self, obj: Allocation) -> str:
+        return ", ".join(row.gpu.pci_address for row in obj.gpus.all()) or "-"
 
     def has_add_permission(self, request):
         return False
@@ -193,8 +264,8 @@ class JobAdmin(admin.ModelAdmin):
         "started_by",
         "status",
         "progress",
-        "created",
-        "finished",
+        "created_at",
+        "finished_at",
     ]
     list_filter = ["status", "action", "origin"]
     search_fields = ["instance__label", "account__name", "actor__username", "error"]
@@ -204,6 +275,14 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="Origin", ordering="origin")
     def started_by(self, obj: Job) -> str:
         return origin_text(obj.origin, obj.actor)
+
+    @admin.display(description="Created (UTC)", ordering="created")
+    def created_at(self, obj: Job) -> str:
+        return minute(obj.created)
+
+    @admin.display(description="Finished (UTC)", ordering="finished")
+    def finished_at(self, obj: Job) -> str:
+        return minute(obj.finished)
 
     @admin.display(description="Progress", ordering="percent_complete")
     def progress(self, obj: Job) -> str:

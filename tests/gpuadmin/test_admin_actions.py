@@ -1,6 +1,8 @@
 """Admin actions call the services: power and delete on instances, state on hosts, faulty/in service on
 GPUs. A refusal is a message naming the object and the reason, and changes nothing."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -211,7 +213,13 @@ def test_the_host_page_shows_its_topology_and_who_holds_each_gpu(client, superus
         row = html.split(f'data-pci="{gpu.pci_address}"')[1].split("</tr>")[0]
         assert (instance_link in row) == (gpu.pci_address in held_gpus)
         assert ("free" in row) == (gpu.pci_address not in held_gpus)
-    assert f'pinned to <a href="{instance_link}">trainer ({held.pk})</a>: ' in html
+    assert f'pinned to <a href="{instance_link}">trainer ({held.pk})</a> of Render Farm: ' in html
+    # Every thread and card the account holds carries its colour, named in the legend.
+    account = held.account_id
+    legend = re.search(r'id="topology-legend">(.*?)</div>', html, re.S)[1]
+    assert f'data-account="{account}"><span class="cell account-0">' in legend and "Render Farm" in legend
+    assert len(re.findall(rf'class="cell account-0" data-cpu="\d+" data-account="{account}"', html)) == 16
+    assert len(re.findall(rf'class="card account-0" data-account="{account}"', html)) == 2
     assert "reserved for the host: 0-1,48-49" in html
     assert "14 whole cores free" in html and "22 whole cores free" in html
     # state is changed by the actions, not edited in the GPU inline

@@ -49,15 +49,14 @@ def test_index_shows_capacity_per_region_and_model_with_spin_up_buttons(client, 
     assert response.status_code == 200
     html = response.content.decode()
     cells = row(html, "us-east")
-    # region, model, hosts, total, allocated, free, stranded, reserved, cleaning, faulty, quarantined,
-    # removed, host out of service, unplaceable, sellable
-    assert cells[1:14] == ["RTX 6000", "2 / 2", "8", "2", "6", "0", "0", "0", "0", "0", "0", "0", "0"]
-    assert cells[14] == (
-        "g1-gpu-rtx6000-1: 6 Spin up g1-gpu-rtx6000-2: 3 Spin up g1-gpu-rtx6000-3: 1 Spin up "
-        "g1-gpu-rtx6000-4: 1 Spin up"
+    # region, model, hosts, total, allocated, free, stranded, not for sale (with its buckets), sellable
+    assert cells[1:8] == ["RTX 6000", "2 / 2", "8", "2", "6", "0", "0"]
+    assert cells[8] == (
+        "g1-gpu-rtx6000-1 6 Spin up g1-gpu-rtx6000-2 3 Spin up g1-gpu-rtx6000-3 1 Spin up "
+        "g1-gpu-rtx6000-4 1 Spin up"
     )
     draining = row(html, "ap-west")
-    assert draining[2:6] == ["0 / 1", "4", "0", "0"] and draining[12] == "4"
+    assert draining[2:6] == ["0 / 1", "4", "0", "0"] and draining[7] == "4 : 4 host out of service"
     spin_up = reverse("admin:spin_up")
     assert f'href="{spin_up}?plan=g1-gpu-rtx6000-4&amp;region=us-east"' in html
     assert "region=ap-west" not in html.split('id="gpu-flag"')[0].split("capacity-summary")[1].replace(
@@ -158,3 +157,17 @@ def test_dashboard_pages_cost_a_fixed_number_of_queries(
         assert client.get(reverse("admin:index")).status_code == 200
     with django_assert_max_num_queries(16):
         assert client.get(reverse("admin:capacity")).status_code == 200
+
+
+def test_the_cards_not_for_sale_are_one_column_with_their_buckets_named(client, fleet, superuser):
+    from inventory.counters import gpu_set_state
+    from inventory.models import GpuDevice
+
+    first, second = GpuDevice.objects.filter(host=fleet.hosts[0]).order_by("pci_address")[:2]
+    gpu_set_state(gpu=first, state=GpuDevice.State.CLEANING)
+    gpu_set_state(gpu=second, state=GpuDevice.State.FAULTY, reason="fan")
+    client.force_login(superuser)
+
+    cells = row(client.get(reverse("admin:index")).content.decode(), "us-east")
+
+    assert cells[5] == "6" and cells[7] == "2 : 1 cleaning · 1 faulty"

@@ -5,7 +5,7 @@ import pytest
 from accounts.models import AuditRecord
 from inventory.exceptions import GpuBusy, InvalidStateChange
 from inventory.models import GpuDevice, Host, NumaNode
-from inventory.selectors import host_topology, id_ranges
+from inventory.selectors import host_topology, id_ranges, topology_accounts
 from inventory.services import gpu_mark_faulty, gpu_return_to_service, host_set_state
 from tests.builders import make_allocation, make_gpu_host, make_gpu_plan, make_instance, make_user
 
@@ -95,8 +95,16 @@ def test_host_topology_names_the_holders(django_assert_max_num_queries):
     assert [n.index for n in nodes] == [0, 1]
     assert [g.holder_id for g in nodes[0].gpus] == [instance.pk, instance.pk]
     assert [g.holder_id for g in nodes[1].gpus] == [None, None]
-    assert [(i, label) for i, label, _ in nodes[0].held] == [(instance.pk, "holder")]
+    account = instance.account
+    assert [(i, label, name) for i, label, _, name in nodes[0].held] == [
+        (instance.pk, "holder", account.name)
+    ]
     assert nodes[0].used_memory_mib == 65536 and nodes[0].free_cores == 14
+    # Each thread and card says whose account holds it, for the colours.
+    assert {g.account_id for g in nodes[0].gpus} == {account.pk}
+    held_threads = [c for c in nodes[0].threads if c.account_id == account.pk]
+    assert len(held_threads) == 16 and not any(c.reserved for c in held_threads)
+    assert topology_accounts(nodes) == [(account.pk, account.name)]
 
 
 def test_id_ranges():

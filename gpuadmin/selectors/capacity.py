@@ -1,24 +1,25 @@
-"""Reads behind the staff dashboard: capacity with per-node detail, and who sees the GPU plans now.
-
-Each is a fixed number of queries whatever the fleet size; the pages only lay the results out.
-"""
+"""Capacity for the dashboard and the capacity page: region_capacity with per-node detail, and what each
+region can sell per GPU plan (the spin-up form)."""
 
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.contrib.auth.models import AbstractBaseUser
-from waffle.models import Switch
-
-from accounts.flags import GPU_INSTANCES, PROVISIONING_ENABLED, gpu_plans_visible
-from accounts.models import Account
-from gpuadmin.models import Flag
 from inventory.models import InstanceType, NumaNode, Region
 from inventory.selectors import HostCapacity, PlanSellable, RegionCapacity, region_capacity
 
-__all__ = ["FlagAudience", "FleetOverview", "fleet_overview", "gpu_plans_audience", "gpu_sellable_by_region"]
+__all__ = ["FleetOverview", "HostLine", "NodeLine", "RegionLine", "fleet_overview", "gpu_sellable_by_region"]
 
-# Listed accounts and users shown by name on the dashboard; the rest are counted.
-NAMES_SHOWN = 8
+
+# GpuCounts' buckets of cards that are neither allocated nor free, as the dashboard names them.
+OUT_OF_SALE = [
+    ("reserved", "reserved"),
+    ("cleaning", "cleaning"),
+    ("faulty", "faulty"),
+    ("quarantined", "quarantined"),
+    ("removed", "removed"),
+    ("host_out_of_service", "host out of service"),
+    ("unplaceable", "unplaceable"),
+]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,17 @@ class RegionLine:
     @property
     def sellable_gpu_plans(self) -> list[PlanSellable]:
         return [p for p in self.capacity.sellable if p.gpus]
+
+    @property
+    def out_of_sale(self) -> int:
+        """Cards that are neither allocated nor free: the total of OUT_OF_SALE's buckets."""
+        return sum(count for _, count in self.out_of_sale_parts)
+
+    @property
+    def out_of_sale_parts(self) -> list[tuple[str, int]]:
+        """The buckets that hold cards, in words: [("cleaning", 2), ("faulty", 1)]."""
+        counts = self.capacity.gpus
+        return [(words, getattr(counts, name)) for name, words in OUT_OF_SALE if getattr(counts, name)]
 
 
 @dataclass
@@ -114,65 +126,3 @@ def gpu_sellable_by_region() -> dict[str, dict[str, int]]:
             if plan.plan in sellable.get(summary.region, {}):
                 sellable[summary.region][plan.plan] += plan.sellable
     return sellable
-
-
-@dataclass(frozen=True)
-class FlagAudience:
-    """Who the GPU-plans flag lets in, in words, and the facts behind them."""
-
-    flag_id: int | None
-    summary: str
-    launched: bool
-    audiences: list[str]
-    visible_to_you: bool
-    provisioning_enabled: bool
-    switch_id: int | None
-
-
-def gpu_plans_audience(*, user: AbstractBaseUser) -> FlagAudience:
-    flag = Flag.objects.filter(name=GPU_INSTANCES).first()
-    switch = Switch.objects.filter(name=PROVISIONING_ENABLED).first()
-    visible = gpu_plans_visible(user=user)
-    switch_on = bool(switch and switch.active)
-    if flag is None:
-        return FlagAudience(None, "Nobody: the flag does not exist", False, [], visible, switch_on, None)
-    if flag.everyone:
-        summary, audiences = "Everyone: GPU plans are launched", []
-    elif flag.everyone is False:
-        summary, audiences = "Nobody: the flag is forced off for everyone", []
-    else:
-        audiences = _audiences(flag)
-        summary = "Only: " + "; ".join(audiences) if audiences else "Nobody: the flag lets no one in"
-    return FlagAudience(
-        flag.pk, summary, bool(flag.everyone), audiences, visible, switch_on, switch.pk if switch else None
-    )
-
-
-def _audiences(flag: Flag) -> list[str]:
-    audiences = []
-    if flag.employee_accounts:
-        employees = Account.objects.filter(kind=Account.Kind.EMPLOYEE).count()
-        audiences.append(f"every employee account ({employees})")
-    accounts = flag.accounts.order_by("name").values_list("name", flat=True)
-    if names := _names(accounts):
-        audiences.append(f"accounts {names}")
-    users = flag.users.order_by("username").values_list("username", flat=True)
-    if names := _names(users):
-        audiences.append(f"users {names}")
-    groups = list(flag.groups.order_by("name").values_list("name", flat=True))
-    if groups:
-        audiences.append("groups " + ", ".join(groups))
-    if flag.superusers:
-        audiences.append("superusers")
-    if flag.staff:
-        audiences.append("staff")
-    if flag.authenticated:
-        audiences.append("every signed-in user")
-    return audiences
-
-
-def _names(names) -> str:
-    """The first names of a queryset, and how many more (counted only when there are more)."""
-    first = list(names[: NAMES_SHOWN + 1])
-    shown = ", ".join(first[:NAMES_SHOWN])
-    return f"{shown} and {names.count() - NAMES_SHOWN} more" if len(first) > NAMES_SHOWN else shown
