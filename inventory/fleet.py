@@ -1,7 +1,8 @@
 """Synthetic fleets in bulk: thousands of hosts shaped like the demo's, for benchmarks and what-if runs.
 
 Rows are written with bulk_create from one template per profile, counters included, so 10,000 hosts
-take seconds instead of the minutes host_create would need one host at a time.
+take seconds instead of the minutes host_create would need one host at a time. The tables are analysed
+afterwards, so the claim plans on statistics that count the new hosts.
 """
 
 import io
@@ -17,6 +18,7 @@ from hypervisor.synthetic import RTX_6000_NAME, dual_socket_gpu_host, standard_h
 from inventory.counters import cores_of
 from inventory.models import GpuDevice, GpuModel, Host, HostCpu, NumaNode, Region
 from inventory.services import reserved_cpu_ids
+from inventory.statistics import inventory_statistics_refresh
 
 BATCH = 5000
 
@@ -181,6 +183,8 @@ def fleet_seed(
                 ],
                 gpu_rows,
             )
+    # The claim's plans are made on these statistics: they must count the new hosts (inventory.statistics).
+    inventory_statistics_refresh()
     return names
 
 

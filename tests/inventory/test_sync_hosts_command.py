@@ -65,3 +65,25 @@ def test_without_names_every_discoverable_host_is_synced_and_synthetic_ones_skip
     assert synthetic.last_synced_at is None and synthetic.gpus.count() == 4
     profile_host.refresh_from_db()
     assert profile_host.last_synced_at is not None
+
+
+def test_a_sync_that_changed_hosts_gathers_the_claims_planner_statistics_once(tmp_path, monkeypatch):
+    from inventory.management.commands import sync_hosts as command
+
+    analysed: list[int] = []
+    monkeypatch.setattr(command, "inventory_statistics_refresh", lambda: analysed.append(1))
+    steady = make_profile_host(RTX6000_2X2, hostname="gpu-steady")
+    sync_hosts(steady.hostname)
+    assert analysed == []  # nothing changed: nothing to analyse
+    shutil.copytree(PROFILES_DIR / RTX6000_2X2, tmp_path / "copy")
+    first = make_profile_host(RTX6000_2X2, hostname="gpu-first", uri=f"test://{tmp_path}/copy/node.xml")
+    second = make_profile_host(RTX6000_2X2, hostname="gpu-second", uri=f"test://{tmp_path}/copy/node.xml")
+    path = tmp_path / "copy" / "node.xml"
+    tree = ET.parse(path)
+    root = tree.getroot()
+    root.remove(next(d for d in root.findall("device") if d.findtext("name") == "pci_0000_af_00_0"))
+    tree.write(path)
+    default_pool.discard(first.libvirt_uri)
+    out, _ = sync_hosts(first.hostname, second.hostname, steady.hostname)
+    assert out.count(": 1 change") == 2
+    assert analysed == [1]  # once for the whole run, after the last host

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from inventory.models import Host
+from inventory.statistics import inventory_statistics_refresh
 from inventory.sync import HostSyncError, host_is_discoverable, host_sync
 
 
@@ -21,6 +22,7 @@ class Command(BaseCommand):
         else:
             hosts, unknown = list(Host.objects.order_by("hostname")), []
         failures = [f"{name}: no such host" for name in unknown]
+        changed = 0
         for host in hosts:
             if not hostnames and not host_is_discoverable(host=host):
                 if verbosity >= 2:
@@ -34,6 +36,7 @@ class Command(BaseCommand):
             if not report.changed:
                 self.stdout.write(f"{host.hostname}: unchanged")
             else:
+                changed += 1
                 count = len(report.changes)
                 self.stdout.write(f"{host.hostname}: {count} change{'s' if count != 1 else ''}")
                 for change in report.changes:
@@ -41,6 +44,9 @@ class Command(BaseCommand):
             if verbosity >= 2:
                 for ignored in report.ignored:
                     self.stdout.write(f"  ignored {ignored}")
+        if changed:
+            # A sync of many hosts is a bulk change: the claim's plans need statistics that count it.
+            inventory_statistics_refresh()
         for failure in failures:
             self.stderr.write(failure)
         if failures:
