@@ -392,3 +392,60 @@ class Image(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+class CapacitySample(models.Model):
+    """One region and GPU model's capacity at one 15-minute slot: region_capacity's numbers, kept so the
+    dashboard can draw them over time. Written by inventory.services.capacity_sample_record; older slots
+    are thinned by capacity_samples_thin, so the table stays bounded."""
+
+    recorded_at = models.DateTimeField(help_text="The start of the 15-minute slot (UTC).")
+    region = models.ForeignKey(Region, on_delete=models.CASCADE, related_name="capacity_samples")
+    gpu_model = models.ForeignKey(GpuModel, on_delete=models.CASCADE, related_name="capacity_samples")
+    hosts = models.PositiveIntegerField(default=0)
+    hosts_enabled = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    allocated = models.PositiveIntegerField(default=0)
+    free = models.PositiveIntegerField(default=0)
+    stranded = models.PositiveIntegerField(default=0, help_text="The part of `free` no GPU plan can use.")
+    cleaning = models.PositiveIntegerField(default=0)
+    quarantined = models.PositiveIntegerField(default=0)
+    faulty = models.PositiveIntegerField(default=0)
+    reserved = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    host_out_of_service = models.PositiveIntegerField(default=0)
+    unplaceable = models.PositiveIntegerField(default=0)
+    sellable = models.JSONField(default=dict, blank=True, help_text='{"g1-gpu-rtx6000-1": 6, ...}')
+
+    class Meta:
+        ordering = ["recorded_at", "region_id", "gpu_model_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["region", "gpu_model", "recorded_at"], name="capacitysample_one_per_slot"
+            ),
+            # The same partition as GpuCounts: every card in exactly one bucket.
+            models.CheckConstraint(
+                condition=Q(
+                    total=F("allocated")
+                    + F("free")
+                    + F("cleaning")
+                    + F("quarantined")
+                    + F("faulty")
+                    + F("reserved")
+                    + F("removed")
+                    + F("host_out_of_service")
+                    + F("unplaceable")
+                ),
+                name="capacitysample_buckets_add_up",
+            ),
+            models.CheckConstraint(
+                condition=Q(stranded__lte=F("free")), name="capacitysample_stranded_le_free"
+            ),
+            models.CheckConstraint(
+                condition=Q(hosts_enabled__lte=F("hosts")), name="capacitysample_enabled_le_hosts"
+            ),
+        ]
+        indexes = [models.Index(fields=["recorded_at"], name="capacitysample_recorded_at")]
+
+    def __str__(self) -> str:
+        return f"{self.region_id} {self.gpu_model} at {self.recorded_at:%Y-%m-%d %H:%M}"

@@ -16,6 +16,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timedelta
 
 from django.db.models import CharField, F, OuterRef, Subquery, Sum, TextField
 from django.db.models.functions import Cast
@@ -32,9 +33,20 @@ from inventory.fit import (
     host_splits,
     sellable_on_signature,
 )
-from inventory.models import GpuDevice, GpuModel, Host, HostCpu, InstanceType, NumaNode, Region
+from inventory.models import (
+    CapacitySample,
+    GpuDevice,
+    GpuModel,
+    Host,
+    HostCpu,
+    InstanceType,
+    NumaNode,
+    Region,
+)
 
 __all__ = [
+    "CAPACITY_WINDOWS",
+    "CapacityHistory",
     "CustomerGpuState",
     "GpuCounts",
     "HolderLine",
@@ -44,6 +56,7 @@ __all__ = [
     "TopologyCpu",
     "TopologyNode",
     "topology_accounts",
+    "capacity_history",
     "capacity_snapshot",
     "gpu_customer_state",
     "gpu_holder_history",
@@ -673,3 +686,48 @@ def topology_accounts(nodes: Iterable[TopologyNode]) -> list[tuple[int, str]]:
             if cpu.account_id is not None:
                 seen.setdefault(cpu.account_id, cpu.account_name)
     return list(seen.items())
+
+
+# The dashboard's chart windows, and capacity_report --history's.
+CAPACITY_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+@dataclass
+class CapacityHistory:
+    """One region and GPU model's samples in a window, oldest first, and the GPU plans they name."""
+
+    region: str
+    region_label: str
+    gpu_model: str
+    samples: list[CapacitySample]
+    plans: list[str]
+
+
+def capacity_history(
+    *, since: datetime, until: datetime | None = None, region: Region | str | None = None
+) -> list[CapacityHistory]:
+    """The capacity samples recorded since `since`, per region and GPU model: one query."""
+    samples = CapacitySample.objects.filter(recorded_at__gte=since).select_related("region", "gpu_model")
+    if until is not None:
+        samples = samples.filter(recorded_at__lte=until)
+    if region is not None:
+        samples = samples.filter(region=region)
+    series: dict[tuple[str, int], CapacityHistory] = {}
+    for sample in samples.order_by("region_id", "gpu_model__short_name", "recorded_at"):
+        key = (sample.region_id, sample.gpu_model_id)
+        if key not in series:
+            series[key] = CapacityHistory(
+                sample.region_id, sample.region.label, sample.gpu_model.short_name, [], []
+            )
+        history = series[key]
+        history.samples.append(sample)
+        history.plans.extend(plan for plan in sample.sellable if plan not in history.plans)
+    for history in series.values():
+        history.plans.sort(key=_plan_order)
+    return list(series.values())
+
+
+def _plan_order(plan_id: str) -> tuple:
+    """g1-gpu-rtx6000-2 before g1-gpu-rtx6000-10: the trailing GPU count as a number."""
+    head, _, tail = plan_id.rpartition("-")
+    return (head, int(tail)) if tail.isdigit() else (plan_id, 0)

@@ -1,4 +1,5 @@
 import logging
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -11,7 +12,8 @@ from hypervisor.connection import is_test_driver
 from hypervisor.description import HostDescription
 from inventory.counters import gpu_set_state, numa_counters_recount
 from inventory.exceptions import GpuBusy, InvalidStateChange
-from inventory.models import GpuDevice, GpuModel, Host, HostCpu, NumaNode, Region
+from inventory.models import CapacitySample, GpuDevice, GpuModel, Host, HostCpu, NumaNode, Region
+from inventory.selectors import region_capacity
 
 logger = logging.getLogger(__name__)
 
@@ -248,3 +250,91 @@ def gpu_mark_cleaned(*, gpu: GpuDevice, note: str, actor: AbstractBaseUser | Non
             detail=f"{note} (was {previous}" + (f": {previous_reason})" if previous_reason else ")"),
         )
     return gpu
+
+
+# Capacity history: a sample per region and GPU model every SAMPLE_MINUTES, thinned with age so a series
+# holds a bounded number of points (about 550: 192 + 144 + 108 + slack) however long it runs.
+SAMPLE_MINUTES = 15
+# (samples older than this, keep one per this): every slot for two days, hourly to eight, six-hourly after.
+THINNING = ((timedelta(days=2), timedelta(hours=1)), (timedelta(days=8), timedelta(hours=6)))
+RETENTION = timedelta(days=35)  # the 30-day chart, and a few days to spare
+
+
+def sample_slot(moment: datetime) -> datetime:
+    """The start of the 15-minute slot `moment` falls in."""
+    return moment.replace(minute=moment.minute - moment.minute % SAMPLE_MINUTES, second=0, microsecond=0)
+
+
+def capacity_sample_record(*, now: datetime | None = None) -> list[CapacitySample]:
+    """Record region_capacity's numbers per region and GPU model for the current slot, then thin the old.
+
+    Running it twice in one slot rewrites that slot's rows with the numbers of the second run.
+    """
+    slot = sample_slot(now or timezone.now())
+    summaries = [s for s in region_capacity(with_hosts=False) if s.kind == Host.Kind.GPU and s.gpu_model_name]
+    model_ids = dict(GpuModel.objects.values_list("name", "id"))
+    samples = []
+    with transaction.atomic():
+        for summary in summaries:
+            counts = summary.gpus
+            sample = CapacitySample.objects.filter(
+                region_id=summary.region, gpu_model_id=model_ids[summary.gpu_model_name], recorded_at=slot
+            ).first() or CapacitySample(
+                region_id=summary.region, gpu_model_id=model_ids[summary.gpu_model_name], recorded_at=slot
+            )
+            sample.hosts, sample.hosts_enabled = summary.hosts, summary.hosts_enabled
+            for name in CAPACITY_SAMPLE_COUNTS:
+                setattr(sample, name, getattr(counts, name))
+            sample.sellable = {p.plan: p.sellable for p in summary.sellable if p.gpus}
+            sample.full_clean(validate_unique=False, validate_constraints=False)
+            sample.save()
+            samples.append(sample)
+        capacity_samples_thin(now=slot)
+    return samples
+
+
+CAPACITY_SAMPLE_COUNTS = (
+    "total",
+    "allocated",
+    "free",
+    "stranded",
+    "cleaning",
+    "quarantined",
+    "faulty",
+    "reserved",
+    "removed",
+    "host_out_of_service",
+    "unplaceable",
+)
+
+
+def capacity_samples_thin(*, now: datetime) -> int:
+    """Delete samples past RETENTION, and past each THINNING age every sample that shares its period
+    (an hour, six hours: aligned to the epoch) with an older sample that is kept, per region and model.
+    Returns how many rows went. Only rows older than the first THINNING age are read."""
+    with transaction.atomic():
+        deleted, _ = CapacitySample.objects.filter(recorded_at__lt=now - RETENTION).delete()
+        rows = CapacitySample.objects.filter(recorded_at__lt=now - THINNING[0][0]).values_list(
+            "id", "region_id", "gpu_model_id", "recorded_at"
+        )
+        last_kept: dict[tuple, float] = {}
+        doomed = []
+        for pk, region_id, model_id, recorded_at in rows.order_by("recorded_at", "id"):
+            seconds = recorded_at.timestamp()
+            period = _thinning_period(now - recorded_at).total_seconds()
+            period_start = seconds - seconds % period
+            if last_kept.get((region_id, model_id), float("-inf")) >= period_start:
+                doomed.append(pk)
+            else:
+                last_kept[(region_id, model_id)] = seconds
+        if doomed:
+            deleted += CapacitySample.objects.filter(pk__in=doomed).delete()[0]
+    return deleted
+
+
+def _thinning_period(age: timedelta) -> timedelta:
+    period = timedelta(minutes=SAMPLE_MINUTES)
+    for older_than, keep_one_per in THINNING:
+        if age >= older_than:
+            period = keep_one_per
+    return period

@@ -1,10 +1,13 @@
+import csv
 import json
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from inventory.counters import numa_counters_recount
 from inventory.models import Host, Region
-from inventory.selectors import GpuCounts, region_capacity
+from inventory.selectors import CAPACITY_WINDOWS, GpuCounts, capacity_history, region_capacity
+from inventory.services import CAPACITY_SAMPLE_COUNTS
 
 
 class Command(BaseCommand):
@@ -22,6 +25,15 @@ class Command(BaseCommand):
             action="store_true",
             help="First rebuild the NUMA counters from the rows and list drift.",
         )
+        parser.add_argument(
+            "--history",
+            action="store_true",
+            help="The recorded samples (every 15 minutes, thinned with age) as CSV, one row per region, "
+            "GPU model and time: the numbers the dashboard's charts draw.",
+        )
+        parser.add_argument(
+            "--window", choices=sorted(CAPACITY_WINDOWS), default="30d", help="With --history: how far back."
+        )
 
     def handle(self, *args, **options):
         region = options["region"]
@@ -35,6 +47,9 @@ class Command(BaseCommand):
             for change in drift:
                 self.stderr.write(f"repaired {change}")
             self.stderr.write(f"recount: {len(drift)} node(s) repaired")
+        if options["history"]:
+            self._history(region=region, window=options["window"])
+            return
         summaries = region_capacity(region=region, with_hosts=options["hosts"])
         if options["json"]:
             self.stdout.write(
@@ -59,6 +74,31 @@ class Command(BaseCommand):
                 sellable = " ".join(f"{p.gpus or p.plan}:{p.sellable}" for p in host.sellable)
                 counts = _counts(host.gpus) if summary.gpu_model else ""
                 self.stdout.write(f"      {host.hostname:<24} {host.state:<11} {counts}  sellable {sellable}")
+
+    def _history(self, *, region: str | None, window: str) -> None:
+        now = timezone.now()
+        series = capacity_history(since=now - CAPACITY_WINDOWS[window], until=now, region=region)
+        plans = []
+        for history in series:
+            plans.extend(plan for plan in history.plans if plan not in plans)
+        writer = csv.writer(self.stdout, lineterminator="\n")
+        writer.writerow(
+            ["recorded_at", "region", "gpu_model", "hosts", "hosts_enabled", *CAPACITY_SAMPLE_COUNTS]
+            + [f"sellable:{plan}" for plan in plans]
+        )
+        for history in series:
+            for sample in history.samples:
+                writer.writerow(
+                    [
+                        sample.recorded_at.strftime("%Y-%m-%dT%H:%M:%S"),
+                        history.region,
+                        history.gpu_model,
+                        sample.hosts,
+                        sample.hosts_enabled,
+                        *(getattr(sample, name) for name in CAPACITY_SAMPLE_COUNTS),
+                    ]
+                    + [sample.sellable.get(plan, 0) for plan in plans]
+                )
 
 
 def _counts(counts: GpuCounts) -> str:
