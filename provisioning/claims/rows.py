@@ -50,6 +50,31 @@ _ATTEMPT = "gpuadmin_claim_attempt"
 # up with tables that grew faster than autovacuum analyses them.
 REPLAN_AFTER = 100
 
+# What every claim statement is planned under (PostgreSQL), whatever the statistics say. Each statement
+# is a walk by key through an index: the candidates in the order of numanode_gpu_candidates, hosts,
+# nodes, CPUs and allocation rows by their keys, nested loops of a few rows each. A table's statistics
+# can make another plan look cheaper: right after a bulk enrolment (the region looks small), or when
+# ANALYZE counted few live rows in many pages (rolled-back or deleted rows not vacuumed yet), and then
+# the planner reads every node of the region and sorts it, or scans a whole table, at every claim for
+# as long as the plan is kept. So for the claim's statements a sequential scan, a bitmap scan (which
+# gives up the index order), a sort where the index gives the order, a hash or merge join cost more
+# than any walk by key: the same plans whatever the statistics. The settings are transaction-local,
+# sent with each statement because PostgreSQL plans a kept statement again whenever its tables are
+# analysed, and put back by the claim's last statement (RESTORE_PLANNING) or restore_planning().
+PLANNING = {
+    "plan_cache_mode": ("force_generic_plan", "auto"),
+    "enable_seqscan": ("off", "on"),
+    "enable_bitmapscan": ("off", "on"),
+    "enable_sort": ("off", "on"),
+    "enable_hashjoin": ("off", "on"),
+    "enable_mergejoin": ("off", "on"),
+}
+PLANNING_SQL = "".join(f"SET LOCAL {name} = {claim}; " for name, (claim, _) in PLANNING.items())
+# The settings put back as columns of a statement's result: they change once it is planned.
+RESTORE_PLANNING = ", ".join(
+    f"set_config('{name}', '{default}', true)" for name, (_, default) in PLANNING.items()
+)
+
 
 @lru_cache(maxsize=256)
 def _statement(sql: str) -> tuple[str, str]:
@@ -65,10 +90,10 @@ def _execute(cursor, sql: str, params: Sequence = (), *, prefix: str = "") -> No
     Planning is most of what these short statements cost PostgreSQL: unprepared, a claim spent 3.3 ms
     planning its reads; prepared with a plan per execution (PostgreSQL's choice for most of them),
     still 2 ms of its 5 ms. Their best plans are the same index scans whatever the parameters, so
-    the plan is made once and kept (plan_cache_mode, for this transaction), and made again after
-    REPLAN_AFTER executions. Lists travel as one array parameter, so a list's length does not make a
-    new statement. `prefix` is a statement sent ahead of this one in the same round trip (PostgreSQL
-    only).
+    the plan is made once and kept (plan_cache_mode, for this transaction), under PLANNING, and made
+    again after REPLAN_AFTER executions. Lists travel as one array parameter, so a list's length does
+    not make a new statement. `prefix` is a statement sent ahead of this one in the same round trip
+    (PostgreSQL only).
     """
     if connection.vendor != "postgresql":
         cursor.execute(sql, params)
@@ -84,7 +109,15 @@ def _execute(cursor, sql: str, params: Sequence = (), *, prefix: str = "") -> No
         uses[name] = 0
     uses[name] += 1
     execute = f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}"
-    cursor.execute(f"SET LOCAL plan_cache_mode = force_generic_plan; {prefix}{execute}", params)
+    cursor.execute(f"{PLANNING_SQL}{prefix}{execute}", params)
+
+
+def restore_planning() -> None:
+    """Put the planner settings back for the rest of the transaction, when the claim ends otherwise
+    than by its write (which puts them back itself)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {RESTORE_PLANNING}")
 
 
 def _order_sql(order: Sequence[str]) -> str:
@@ -217,6 +250,11 @@ def lock_first_host(
     if fits_alone is not None:
         fits, fits_params = _fits_alone(fits_alone, "c")
         still_fits = f"AND EXISTS (SELECT 1 FROM {NODE} c WHERE c.host_id = h.id AND {fits})"
+        if connection.vendor == "postgresql":
+            # The fit is computed over the host's nodes, not searched for: the only way to the nodes is
+            # then their host's key. As EXISTS the planner may search the fit through
+            # numanode_gpu_candidates, which holds every selling node of the fleet.
+            still_fits = f"AND (SELECT bool_or({fits}) FROM {NODE} c WHERE c.host_id = h.id)"
         params += fits_params
     # The hosts are found by id. Their region, kind and state are compared in a form no index serves
     # (IS NOT DISTINCT FROM; the columns are never null), so that the planner cannot prefer the index on
@@ -452,7 +490,7 @@ def _write_postgresql(*, instance_id, host_id, plan_id, now, gpu_ids, cpus, memo
             ), instance AS (
                 UPDATE {INSTANCE} SET host_id = %s, updated = %s WHERE id = %s
             )
-            SELECT id FROM allocation
+            SELECT id, {RESTORE_PLANNING} FROM allocation
             """,
             [
                 *(instance_id, host_id, plan_id, now),

@@ -242,6 +242,7 @@ def _claim(
         if candidates:
             continue
         if not locked_out or not wait_for_locked:
+            rows.restore_planning()
             raise NoCapacity(_explain(shape=shape, plan=plan, region=region))
         # Every candidate left is locked by another claim: wait for the best one, holding no lock.
         host_id = locked_out.pop(0)

@@ -2,19 +2,22 @@
 
 The claim keeps a generic plan per connection (provisioning.claims.rows). These tests EXPLAIN the
 claim's two reads exactly as a claim prepares and runs them, on PostgreSQL, after 2,000 hosts arrived
-in one go: once with the statistics of the fleet before them (stale) and once as seed_fleet leaves them.
+in one go: once with the statistics of the fleet before them (stale) and once as seed_fleet leaves them;
+and with statistics that counted few live rows in many pages, as a table holding the rows of
+rolled-back transactions leaves them (what a full test run did to this test on CI).
 """
 
 import json
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from inventory import fleet
 from inventory.models import Host, NumaNode
 from inventory.statistics import inventory_statistics_refresh
 from provisioning.claims import allocation_claim, rows
 from provisioning.claims.services import CANDIDATE_WINDOW
+from provisioning.exceptions import NoCapacity
 from provisioning.models import Instance
 from tests.builders import make_account, make_gpu_host, make_gpu_plan, make_region, unique
 
@@ -47,7 +50,7 @@ def explained(sql: str, params: list) -> dict:
     """EXPLAIN ANALYZE of the statement prepared and planned generically, as the claim runs it."""
     _, prepare = rows._statement(sql)
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute(rows.PLANNING_SQL)
         cursor.execute("PREPARE explained AS " + prepare.split(" AS ", 1)[1])
         try:
             marks = ", ".join(["%s"] * len(params))
@@ -109,6 +112,64 @@ def test_the_claims_reads_use_the_indexes_and_stop_early_after_a_bulk_enrolment(
     assert_reads_stop_early(
         *(explained(*read) for read in claim_reads(monkeypatch, plan=plan, region=region))
     )
+
+
+def dead_node_rows(count_per_host: int) -> None:
+    """Rows of a rolled-back transaction in the node table: dead, still in its pages until a vacuum."""
+    columns = [f.column for f in NumaNode._meta.concrete_fields if f.column != "id"]
+    copied = ", ".join(
+        "g" if column == "index" else f"n.{connection.ops.quote_name(column)}" for column in columns
+    )
+    table = NumaNode._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(map(connection.ops.quote_name, columns))}) "
+            f'SELECT {copied} FROM {table} n, generate_series(100, 99 + %s) g WHERE n."index" = 0',
+            [count_per_host],
+        )
+        transaction.set_rollback(True)
+
+
+def test_the_claims_reads_use_the_indexes_when_analyse_counted_dead_rows(monkeypatch):
+    region = make_region("bulk-north")
+    plan = make_gpu_plan(1)
+    for _ in range(3):
+        make_gpu_host(region=region, numa_nodes=2, gpus_per_node=4)
+    dead_node_rows(3000)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")  # 6 live nodes in the pages of 9,000
+    with monkeypatch.context() as unanalysed:
+        unanalysed.setattr(fleet, "inventory_statistics_refresh", list)
+        fleet.fleet_seed(region=region, count=BULK_HOSTS, profile="rtx6000-2x4")
+    assert_reads_stop_early(
+        *(explained(*read) for read in claim_reads(monkeypatch, plan=plan, region=region))
+    )
+
+
+def planner_settings() -> dict[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", [list(rows.PLANNING)])
+        return dict(cursor.fetchall())
+
+
+def test_the_transaction_goes_on_with_the_planner_settings_it_had():
+    region = make_region("bulk-south")
+    plan = make_gpu_plan(1)
+    make_gpu_host(region=region, numa_nodes=1, gpus_per_node=1)
+    before = planner_settings()
+    assert before["enable_seqscan"] == "on"
+    with transaction.atomic():
+        for _ in range(2):  # the second finds nothing: NoCapacity
+            instance = Instance.objects.create(
+                account=make_account(), label=unique("plans"), region=region, instance_type=plan
+            )
+            try:
+                allocation_claim(instance=instance, plan=plan, region=region)
+                claimed = True
+            except NoCapacity:
+                claimed = False
+            assert planner_settings() == before
+    assert not claimed
 
 
 def test_seed_fleet_leaves_statistics_that_count_its_hosts():
