@@ -21,6 +21,8 @@ from hypervisor.profiles import RTX6000_2X2, STANDARD_2X32, profile_uri
 from hypervisor.synthetic import RTX_6000, RTX_6000_NAME
 from inventory.models import GpuModel, Host, Image, InstanceType, Region
 from inventory.sync import host_enroll
+from networking.models import Ipv4Pool
+from networking.services import pool_create
 
 GIB = 1024
 
@@ -31,6 +33,15 @@ REGIONS = [
     ("ap-south", "Singapore, SG", "sg", 4, 2),
     ("us-central", "Dallas, TX", "us", 0, 2),
 ]
+
+# One IPv4 pool a region: the documentation ranges (RFC 5737) and one benchmarking block (RFC 2544),
+# nobody's real addresses. The first host address is the gateway.
+POOLS = {
+    "us-east": "198.51.100.0/24",
+    "ap-west": "203.0.113.0/24",
+    "ap-south": "192.0.2.0/24",
+    "us-central": "198.19.255.0/24",
+}
 
 GPU_MODELS = [
     # PCI product id, name, short name, VRAM GiB, BAR1 MiB (the guest's 64-bit PCI hole maps it per card)
@@ -94,7 +105,7 @@ def ensure_default_flags() -> None:
 
 def seed_demo() -> dict[str, int]:
     """Create what is missing and return how many rows of each kind were created."""
-    created = {"regions": 0, "plans": 0, "images": 0, "hosts": 0, "accounts": 0, "users": 0}
+    created = {"regions": 0, "pools": 0, "plans": 0, "images": 0, "hosts": 0, "accounts": 0, "users": 0}
     with transaction.atomic():
         ensure_default_flags()
         for product_id, name, short_name, vram_gib, bar_mib in GPU_MODELS:
@@ -160,6 +171,9 @@ def seed_demo() -> dict[str, int]:
                 id=region_id, defaults={"label": label, "country": country}
             )
             created["regions"] += was_created
+            if not Ipv4Pool.objects.filter(region=region).exists():
+                pool_create(region=region, network=POOLS[region_id])
+                created["pools"] += 1
             for number in range(1, gpu_hosts + 1):
                 hostname = f"{region_id}-gpu-{number:02d}"
                 if not Host.objects.filter(hostname=hostname).exists():

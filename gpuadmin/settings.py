@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "gpuadmin",
     "accounts",
     "inventory",
+    "networking",
     "provisioning",
     "billing",
 ]
@@ -223,6 +224,8 @@ else:
 # Jobs retry transient hypervisor errors this many times, waiting base * 2^n seconds between tries.
 GPUADMIN_JOB_MAX_ATTEMPTS = env_int("GPUADMIN_JOB_MAX_ATTEMPTS", 5)
 GPUADMIN_JOB_BACKOFF_SECONDS = float(os.environ.get("GPUADMIN_JOB_BACKOFF_SECONDS", "1.0"))
+# IPAM: seconds a released address cools down before it is handed out again.
+GPUADMIN_ADDRESS_COOLDOWN_SECONDS = env_int("GPUADMIN_ADDRESS_COOLDOWN_SECONDS", 3600)
 # A running job (and a GPU reset) holds a lease this many seconds, renewed while it runs; a lease that
 # expired means its worker died, and the sweep (every minute) runs the job again.
 GPUADMIN_JOB_LEASE_SECONDS = env_int("GPUADMIN_JOB_LEASE_SECONDS", 20)

@@ -11,12 +11,13 @@ violation; an empty list means the fleet is sound. `manage.py audit_fleet` print
 from collections import Counter
 
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from hypervisor import lifecycle
 from hypervisor.errors import HypervisorError
 from inventory.counters import numa_counters_recount
 from inventory.models import GpuDevice, Host
+from networking.models import Ipv4Address
 from provisioning.driver import driver_for
 from provisioning.models import AllocatedCpu, AllocatedGpu, Allocation, Instance, Job
 
@@ -84,7 +85,17 @@ def _address_violations() -> list[str]:
     for pk, addresses in Instance.objects.exclude(status__in=GONE).values_list("pk", "ipv4"):
         for address in addresses or []:
             owners.setdefault(address, []).append(pk)
-    return [f"address {a} is on instances {pks}" for a, pks in sorted(owners.items()) if len(pks) > 1]
+    found = [f"address {a} is on instances {pks}" for a, pks in sorted(owners.items()) if len(pks) > 1]
+    # What the API shows is what the pool says the instance holds; a gone instance holds nothing.
+    held = dict(Ipv4Address.objects.filter(holder__isnull=False).values_list("holder_id", "address"))
+    for pk, status, addresses in Instance.objects.filter(
+        Q(pk__in=held.keys()) | ~Q(status__in=GONE)
+    ).values_list("pk", "status", "ipv4"):
+        if status in GONE:
+            found.append(f"address {held[pk]} is held by instance {pk}, which is {status}")
+        elif status != Instance.Status.DELETING and [held.get(pk)] != (addresses or [None]):
+            found.append(f"instance {pk} shows {addresses or 'no address'} but holds {held.get(pk)}")
+    return found
 
 
 def _job_violations(*, settled: bool) -> list[str]:

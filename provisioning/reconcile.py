@@ -18,6 +18,7 @@ from accounts.models import Origin
 from accounts.services import audit_record
 from hypervisor.errors import HypervisorError
 from inventory.models import GpuDevice, Host
+from networking.services import addresses_release
 from provisioning import jobs
 from provisioning.driver import driver_for
 from provisioning.gpu_hygiene import allocation_release_and_clean, gpus_enqueue_cleaning
@@ -153,6 +154,7 @@ def _release_gone(host: Host, busy: set[int], report: HostReport) -> None:
     )
     for allocation in stale.select_related("instance"):
         allocation_release_and_clean(allocation=allocation)
+        addresses_release(instance=allocation.instance)
         _repaired(
             report,
             allocation.instance,

@@ -17,6 +17,8 @@ from accounts.selectors import account_of, origin_of
 from accounts.services import audit_record
 from inventory.models import Image, InstanceType, Region
 from inventory.selectors import plan_available
+from networking.exceptions import AddressesExhausted
+from networking.services import address_claim, free_addresses
 from provisioning import jobs
 from provisioning.claims import allocation_claim, capacity_explanation
 from provisioning.cloudinit import authorized_keys_of, user_data
@@ -184,6 +186,8 @@ def instance_create_problems(
         problems.append(LabelTaken("Label must be unique among your linodes"))
     if with_capacity and plan_ok and not plan_available(plan=plan, region=region):
         problems.append(NoCapacity(capacity_explanation(plan=plan, region=region)))
+    if with_capacity and not free_addresses().filter(pool__region=region).exists():
+        problems.append(NoCapacity(f"{region.id} has no free public IPv4 address"))
     return problems
 
 
@@ -265,7 +269,11 @@ def _claim_and_start_create(*, instance: Instance, actor: AbstractBaseUser | Non
     """Claim what the instance's plan needs in its region and write its create job (inside the caller's
     transaction): the part of a create that a retry of a failed create does again."""
     allocation = allocation_claim(instance=instance, plan=instance.instance_type, region=instance.region)
-    instance.ipv4 = [_address_for(instance=instance)]
+    try:
+        address = address_claim(instance=instance, region=instance.region)
+    except AddressesExhausted as exc:
+        raise NoCapacity(exc.message) from exc
+    instance.ipv4 = [address.address]
     instance.save(update_fields=["ipv4", "updated"])
     return jobs.job_start(
         instance=instance,
@@ -273,16 +281,6 @@ def _claim_and_start_create(*, instance: Instance, actor: AbstractBaseUser | Non
         actor=actor,
         origin=origin,
         params={"allocation": allocation.pk},
-    )
-
-
-def _address_for(*, instance: Instance) -> str:
-    """A documentation-range address per instance (RFC 5737): real IPAM is outside this control plane."""
-    number = instance.pk % (256 * 254)
-    return (
-        f"198.51.{100 + (number // 254) % 4}.{number % 254 + 1}"
-        if number < 4 * 254
-        else f"203.0.113.{number % 254 + 1}"
     )
 
 

@@ -27,6 +27,7 @@ from accounts.flags import provisioning_enabled
 from hypervisor.errors import HypervisorError, TransientHypervisorError
 from hypervisor.lifecycle import Outcome
 from inventory.models import Host, InstanceType
+from networking.services import addresses_release
 from provisioning import jobs
 from provisioning.claims import allocation_move, allocation_move_abandon, allocation_move_finish
 from provisioning.driver import HostDriver, driver_for
@@ -164,9 +165,12 @@ def _release_resources(instance: Instance) -> None:
 
 
 def _release_addresses(instance: Instance) -> None:
-    """Hook for IPAM: the networking app's release service is called here, in the transaction that
-    releases the allocation, so an address goes into its cool-down exactly when the instance lets go.
-    Until that app lands an instance's address is computed from its id and nothing is held."""
+    """Its address goes into its cool-down, in the transaction that releases the allocation, so it is
+    free exactly when the instance lets go; the instance no longer shows it."""
+    addresses_release(instance=instance)
+    if instance.ipv4:
+        instance.ipv4 = []
+        instance.save(update_fields=["ipv4", "updated"])
 
 
 def _hosts_since(instance: Instance, since: datetime) -> list[Host]:

@@ -1,5 +1,6 @@
 """Small builders for test data: each says in its arguments what the test depends on."""
 
+import ipaddress
 import itertools
 from decimal import Decimal
 
@@ -13,6 +14,8 @@ from inventory.counters import active_allocation_exists, numa_counters_recount
 from inventory.models import GpuDevice, GpuModel, Host, HostCpu, Image, InstanceType, Region
 from inventory.services import host_create
 from inventory.sync import host_enroll
+from networking.models import Ipv4Pool
+from networking.services import pool_create
 from provisioning.models import AllocatedCpu, AllocatedGpu, AllocatedMemory, Allocation, Instance
 
 _counter = itertools.count(1)
@@ -22,9 +25,35 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{next(_counter)}"
 
 
-def make_region(region_id: str = "us-east", label: str = "Newark, NJ", country: str = "us") -> Region:
+def make_region(
+    region_id: str = "us-east", label: str = "Newark, NJ", country: str = "us", *, pool: bool = True
+) -> Region:
+    """A region; with `pool`, it gets a default IPv4 pool (a /24 of the benchmarking range) if it has
+    none, so instances created there get addresses. Production regions get pools from staff."""
     region, _ = Region.objects.get_or_create(id=region_id, defaults={"label": label, "country": country})
+    if pool and not Ipv4Pool.objects.filter(region=region).exists():
+        make_pool(region=region)
     return region
+
+
+# Test pools come from 198.18.0.0/15 (RFC 2544, benchmarking): 512 /24s that are nobody's addresses.
+TEST_POOL_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
+
+
+def make_pool(
+    *, region: Region, network: str | None = None, prefix_length: int = 24, reserved: str = ""
+) -> Ipv4Pool:
+    """A pool of `region`: `network` ("203.0.113.0/24"), or the next free block of the test range."""
+    if network is None:
+        taken = [pool.ip_network() for pool in Ipv4Pool.objects.all()]
+        network = str(
+            next(
+                block
+                for block in TEST_POOL_RANGE.subnets(new_prefix=prefix_length)
+                if not any(block.overlaps(other) for other in taken)
+            )
+        )
+    return pool_create(region=region, network=network, reserved=reserved)
 
 
 def make_gpu_model(

@@ -2,6 +2,7 @@ import xml.etree.ElementTree as ET
 
 from hypervisor.connection import connect
 from inventory.models import GpuDevice
+from networking.models import Ipv4Address
 from provisioning.models import AllocatedCpu, AllocatedGpu, Instance, Job
 from provisioning.services import instance_create
 
@@ -73,9 +74,12 @@ def last_job(instance: Instance) -> Job:
 
 
 def nothing_leaked(instance: Instance) -> bool:
-    """No active allocation row of any kind, and no GPU of the instance stuck outside service."""
+    """No active allocation row of any kind, no address held, and no GPU of the instance stuck outside
+    service."""
     return not (
         AllocatedGpu.objects.filter(allocation__instance=instance, released_at__isnull=True).exists()
         or AllocatedCpu.objects.filter(allocation__instance=instance, released_at__isnull=True).exists()
         or instance.allocations.filter(released_at__isnull=True).exists()
+        or Ipv4Address.objects.filter(holder=instance).exists()
+        or instance.ipv4_assignments.filter(released_at__isnull=True).exists()
     )
