@@ -8,6 +8,7 @@ from gpuadmin.api.views import NotFoundView
 endpoints = [
     path("", include("inventory.api.urls")),
     path("", include("provisioning.api.urls")),
+    path("", include("networking.api.urls")),
     path("", include("accounts.api.urls")),
     path("", include("billing.api.urls")),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),

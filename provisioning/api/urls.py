@@ -5,6 +5,7 @@ from provisioning.api import disks, views
 urlpatterns = [
     path("linode/instances", views.InstanceList.as_view(), name="instances"),
     path("linode/instances/<int:instance_id>", views.InstanceDetail.as_view(), name="instance"),
+    path("linode/instances/<int:instance_id>/ips", views.InstanceIps.as_view(), name="instance-ips"),
     path("linode/instances/<int:instance_id>/boot", views.InstanceBoot.as_view(), name="instance-boot"),
     path("linode/instances/<int:instance_id>/reboot", views.InstanceReboot.as_view(), name="instance-reboot"),
     path(

@@ -6,6 +6,8 @@ from rest_framework.response import Response
 from gpuadmin.api import filtering as f
 from gpuadmin.api.throttling import LINODE_CREATE
 from gpuadmin.api.views import LinodeDetailView, LinodeListView, LinodeView
+from networking.api.selectors import instance_addresses
+from networking.api.serializers import InstanceIpsSerializer, instance_ips
 from provisioning import services
 from provisioning.api import selectors
 from provisioning.api.serializers import (
@@ -90,6 +92,15 @@ class InstanceList(InstanceScoped, LinodeListView):
             group=data["group"],
         )
         return Response(InstanceSerializer(instance).data)
+
+
+class InstanceIps(InstanceScoped, LinodeView):
+    """GET /linode/instances/{id}/ips: what the instance holds, in Linode's grouping."""
+
+    @extend_schema(responses=InstanceIpsSerializer)
+    def get(self, request, instance_id):
+        instance = self.get_instance()
+        return Response(instance_ips(instance=instance, addresses=instance_addresses(instance=instance)))
 
 
 class InstanceDetail(InstanceScoped, LinodeView):
