@@ -300,7 +300,8 @@ except ValueError as exc:
     raise ImproperlyConfigured(f"GPUADMIN_METRICS_NETWORKS must be CIDRs: {exc}") from exc
 GPUADMIN_METRICS_TOKEN = os.environ.get("GPUADMIN_METRICS_TOKEN", "")
 # Callables (dotted paths) that return more metric families at scrape time, read from the database.
-GPUADMIN_METRICS_PROVIDERS = env_list("GPUADMIN_METRICS_PROVIDERS", [])
+# The default adds the IPv4 pools' free addresses; set the variable to replace the list.
+GPUADMIN_METRICS_PROVIDERS = env_list("GPUADMIN_METRICS_PROVIDERS", ["networking.metrics.address_metrics"])
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("GPUADMIN_SECURE_COOKIES", True)

@@ -13,6 +13,7 @@ ET.register_namespace(METADATA_PREFIX, METADATA_NS)
 # Each guest cell's PCIe expander bus owns the bus numbers from its busNr up to the next one's; the root
 # bus keeps everything below the first. 32 numbers leave room for a root port per card and then some.
 BUS_NUMBERS_PER_CELL = 32
+CLEAN_TRAFFIC = "clean-traffic"  # libvirt ships this nwfilter; hosts need nothing more
 
 # QEMU's own 64-bit PCI hole on q35 (32 GiB): never ask for less than it would give anyway.
 QEMU_DEFAULT_PCI_HOLE64_MIB = 32 * 1024
@@ -283,3 +284,11 @@ def _interface(devices: ET.Element, spec: DomainSpec) -> None:
     elif net.kind == "bridge":
         _el(interface, "source", bridge=net.source)
     _el(interface, "model", type="virtio")
+    if net.ipv4 and net.kind in ("network", "bridge"):
+        # clean-traffic: no MAC, IP or ARP spoofing, and only IPv4 and ARP from this NIC.
+        filterref = _el(interface, "filterref", filter=CLEAN_TRAFFIC)
+        _el(filterref, "parameter", name="IP", value=net.ipv4)
+    if net.outbound_mbps and net.kind in ("network", "bridge"):
+        # libvirt counts kilobytes per second: 1 Mbit/s is 125 KB/s. Outbound is what the guest sends.
+        bandwidth = _el(interface, "bandwidth")
+        _el(bandwidth, "outbound", average=str(net.outbound_mbps * 125))

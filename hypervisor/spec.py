@@ -70,6 +70,11 @@ class NetworkSpec:
     kind: str  # "network" (a libvirt network), "bridge" (a host bridge) or "user" (QEMU user networking)
     source: str  # network or bridge name; empty for "user"
     mac: str
+    # The guest's own IPv4 address: libvirt's clean-traffic nwfilter lets the NIC send only from it (and
+    # from its MAC), so a guest cannot spoof another's address. Empty: no filter.
+    ipv4: str = ""
+    # What the guest may send, in Mbit/s (the plan's network_out): a <bandwidth> outbound average. 0: none.
+    outbound_mbps: int = 0
 
 
 @dataclass(frozen=True)

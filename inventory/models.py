@@ -104,6 +104,15 @@ class Host(models.Model):
         help_text="The libvirt storage pool holding this host's image and guest volumes. Two hosts on one "
         "libvirtd (one URI) need two pools.",
     )
+    bridge = models.CharField(
+        max_length=15,
+        default="br0",
+        validators=[
+            RegexValidator(r"^[A-Za-z0-9_.-]{1,15}$", "A Linux interface name (15 characters at most).")
+        ],
+        help_text="The host's bridge its guests' NICs join (on the network that routes the region's IPv4 "
+        "pools). Each NIC is filtered by libvirt's clean-traffic to its own address.",
+    )
     generation = models.PositiveBigIntegerField(
         default=0,
         help_text="Bumped by every change a claim reads: claims, releases, card states, counters, topology.",

@@ -19,7 +19,8 @@ from networking.exceptions import AddressesExhausted, PoolInvalid
 from networking.models import Ipv4Address, Ipv4Assignment, Ipv4Pool
 
 
-def _validated(pool: Ipv4Pool) -> Ipv4Pool:
+def pool_check(*, pool: Ipv4Pool) -> Ipv4Pool:
+    """Raises PoolInvalid naming the field at fault: the rules of the model, and no overlap."""
     try:
         pool.full_clean()
     except ValidationError as exc:
@@ -40,8 +41,8 @@ def pool_create(*, region: Region, network: str, gateway: str | None = None, res
     except ValueError as exc:
         raise PoolInvalid(f"{network} is not an IPv4 network: {exc}", field="network") from exc
     with transaction.atomic():
-        pool = _validated(
-            Ipv4Pool(
+        pool = pool_check(
+            pool=Ipv4Pool(
                 region=region,
                 network=str(parsed.network_address),
                 prefix_length=parsed.prefixlen,
@@ -62,7 +63,7 @@ def pool_update(*, pool: Ipv4Pool, gateway: str, reserved: str) -> Ipv4Pool:
     with transaction.atomic():
         pool = Ipv4Pool.objects.select_for_update().get(pk=pool.pk)
         pool.gateway, pool.reserved = gateway, reserved
-        _validated(pool).save(update_fields=["gateway", "reserved"])
+        pool_check(pool=pool).save(update_fields=["gateway", "reserved"])
         kept = {str(a) for a in pool.reserved_addresses()}
         pool.addresses.filter(address__in=kept, reserved=False).update(reserved=True)
         pool.addresses.exclude(address__in=kept).filter(reserved=True).update(reserved=False)

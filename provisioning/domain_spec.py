@@ -20,10 +20,10 @@ from hypervisor.spec import (
     mac_for_instance,
 )
 from inventory.models import HostCpu, Image, InstanceType
+from networking.selectors import instance_ipv4
 from provisioning.models import Allocation, Instance
 
 MIB_PER_HUGEPAGE = 1024
-DEFAULT_NETWORK = "default"  # the libvirt network guests join; hosts define it (bridged to the uplink)
 
 
 def domain_spec_for(
@@ -82,8 +82,19 @@ def domain_spec_for(
         windows=bool(image and image.os_type == Image.OsType.WINDOWS),
         domain_type=domain_type,
         disk=disk_spec_for(instance=instance, plan=plan, pool=allocation.host.storage_pool),
-        network=network
-        or NetworkSpec(kind="network", source=DEFAULT_NETWORK, mac=mac_for_instance(instance.pk)),
+        network=network or network_spec_for(instance=instance, allocation=allocation),
+    )
+
+
+def network_spec_for(*, instance: Instance, allocation: Allocation) -> NetworkSpec:
+    """The NIC on the host's bridge, sending only from the instance's address, at the plan's rate."""
+    address = instance_ipv4(instance=instance)
+    return NetworkSpec(
+        kind="bridge",
+        source=allocation.host.bridge,
+        mac=mac_for_instance(instance.pk),
+        ipv4=address.address if address else "",
+        outbound_mbps=allocation.instance_type.network_out_mbps,
     )
 
 

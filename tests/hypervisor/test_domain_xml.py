@@ -61,8 +61,30 @@ def test_the_xml_is_valid_for_libvirt_in_every_flavour():
         two_node_spec(uefi=True, windows=True),
         two_node_spec(domain_type="qemu", hugepages_1g=False, gpus=()),
         two_node_spec(network=NetworkSpec("bridge", "br0", mac_for_instance(42))),
+        two_node_spec(network=NetworkSpec("bridge", "br0", mac_for_instance(42), "203.0.113.7", 10000)),
+        two_node_spec(network=NetworkSpec("network", "default", mac_for_instance(42), "203.0.113.7", 40)),
     ):
         assert_valid(build_domain_xml(spec))
+
+
+def test_a_bridged_nic_sends_only_from_its_address_at_the_plan_s_rate():
+    network = NetworkSpec(
+        "bridge", "br-guests", mac_for_instance(42), ipv4="203.0.113.7", outbound_mbps=10000
+    )
+    interface = parse(two_node_spec(network=network)).find("devices/interface")
+    assert interface.get("type") == "bridge" and interface.find("source").attrib == {"bridge": "br-guests"}
+    filterref = interface.find("filterref")
+    assert filterref.get("filter") == "clean-traffic"
+    assert [p.attrib for p in filterref.findall("parameter")] == [{"name": "IP", "value": "203.0.113.7"}]
+    assert interface.find("bandwidth/outbound").attrib == {"average": "1250000"}  # KB/s: 10 Gbit/s
+    assert interface.find("bandwidth/inbound") is None
+
+
+def test_a_nic_without_an_address_or_rate_has_no_filter_and_no_shaping():
+    interface = parse(two_node_spec(network=NetworkSpec("user", "", mac_for_instance(42), "203.0.113.7", 5)))
+    assert interface.find("filterref") is None and interface.find("bandwidth") is None
+    interface = parse(two_node_spec()).find("devices/interface")
+    assert interface.find("filterref") is None and interface.find("bandwidth") is None
 
 
 def test_vcpus_are_pinned_one_by_one_and_the_emulator_to_reserved_cpus():

@@ -7,7 +7,8 @@ import pytest
 from hypervisor.domain_xml import DomainSpecError, build_domain_xml
 from hypervisor.profiles import A100_2X4, RTX6000_2X2, RTX6000_NONUMA
 from hypervisor.xmlutil import parse_cpuset
-from inventory.models import GpuDevice, HostCpu
+from inventory.models import GpuDevice, Host, HostCpu
+from networking.services import address_claim
 from provisioning.domain_spec import domain_spec_for
 from provisioning.models import AllocatedMemory
 from tests.builders import make_allocation, make_gpu_plan, make_image, make_instance, make_profile_host
@@ -159,6 +160,21 @@ def test_an_allocation_with_cpus_but_no_memory_on_a_node_is_refused():
     allocation.memory.filter(numa_node__index=1).delete()
     with pytest.raises(DomainSpecError, match="vCPUs on nodes \\[0, 1\\] but memory on nodes \\[0\\]"):
         domain_spec_for(instance=instance, allocation=allocation)
+
+
+def test_the_nic_joins_the_host_s_bridge_filtered_to_the_instance_s_pool_address():
+    instance, allocation = allocate(RTX6000_2X2, 1)
+    Host.objects.filter(pk=allocation.host_id).update(bridge="br-pub")
+    allocation.host.refresh_from_db()
+    address = address_claim(instance=instance, region=instance.region)
+    xml = build_domain_xml(domain_spec_for(instance=instance, allocation=allocation))
+    assert_valid(xml)
+    interface = ET.fromstring(xml).find("devices/interface")
+    assert interface.get("type") == "bridge" and interface.find("source").get("bridge") == "br-pub"
+    assert interface.find("filterref").get("filter") == "clean-traffic"
+    assert interface.find("filterref/parameter").attrib == {"name": "IP", "value": address.address}
+    plan = allocation.instance_type
+    assert interface.find("bandwidth/outbound").get("average") == str(plan.network_out_mbps * 125)
 
 
 def test_a_four_card_a100_guest_gets_a_64_bit_hole_that_maps_all_four_bars():

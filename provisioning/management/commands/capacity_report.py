@@ -8,6 +8,7 @@ from inventory.counters import numa_counters_recount
 from inventory.models import Host, Region
 from inventory.selectors import CAPACITY_WINDOWS, GpuCounts, capacity_history, region_capacity
 from inventory.services import CAPACITY_SAMPLE_COUNTS
+from networking.selectors import pool_usage
 
 
 class Command(BaseCommand):
@@ -51,11 +52,18 @@ class Command(BaseCommand):
             self._history(region=region, window=options["window"])
             return
         summaries = region_capacity(region=region, with_hosts=options["hosts"])
+        pools = pool_usage(region=region)
         if options["json"]:
-            self.stdout.write(
-                json.dumps([s.as_dict(with_hosts=options["hosts"]) for s in summaries], indent=2)
-            )
+            by_region: dict[str, list[dict]] = {}
+            for usage in pools:
+                by_region.setdefault(usage.region, []).append(usage.as_dict())
+            rows = [
+                {**s.as_dict(with_hosts=options["hosts"]), "ipv4_pools": by_region.get(s.region, [])}
+                for s in summaries
+            ]
+            self.stdout.write(json.dumps(rows, indent=2))
             return
+        self._pools(pools)
         if not summaries:
             self.stdout.write("No hosts.")
             return
@@ -99,6 +107,15 @@ class Command(BaseCommand):
                     ]
                     + [sample.sellable.get(plan, 0) for plan in plans]
                 )
+
+    def _pools(self, pools) -> None:
+        """Addresses first: a region whose pools are empty refuses every create, whatever its GPUs."""
+        for usage in pools:
+            warning = "  (no free address: creates are refused)" if usage.free == 0 else ""
+            self.stdout.write(
+                f"{usage.region}  IPv4 pool {usage.pool}: {usage.free} free, {usage.held} held, "
+                f"{usage.cooling} cooling down, {usage.reserved} reserved{warning}"
+            )
 
 
 def _counts(counts: GpuCounts) -> str:
