@@ -24,7 +24,8 @@ GPU = {
     "root_pass": "Corr3ct-Horse-9",
 }
 
-# method, path ({id}: the owner's Linode, {event}: its create event), body, scope, other-account status
+# method, path ({id}: the owner's Linode, {event}: its create event, {ip}: its address), body, scope,
+# other-account status
 ENDPOINTS = [
     ("get", "/v4/regions", None, None, 200),
     ("get", "/v4/regions/us-east", None, None, 200),
@@ -47,6 +48,9 @@ ENDPOINTS = [
     ("post", "/v4/linode/instances/{id}/resize", {"type": "g1-gpu-rtx6000-2"}, "linodes:read_write", 404),
     ("get", "/v4/linode/instances/{id}/disks", None, "linodes:read_only", 404),
     ("get", "/v4/linode/instances/{id}/configs", None, "linodes:read_only", 404),
+    ("get", "/v4/linode/instances/{id}/ips", None, "linodes:read_only", 404),
+    ("get", "/v4/networking/ips", None, "ips:read_only", 200),
+    ("get", "/v4/networking/ips/{ip}", None, "ips:read_only", 404),
     ("get", "/v4/account/events", None, "events:read_only", 200),
     ("get", "/v4/account/events/{event}", None, "events:read_only", 404),
 ]
@@ -56,6 +60,7 @@ WRONG = {
     "linodes:read_only": "account:read_write events:read_only",
     "linodes:read_write": "linodes:read_only",
     "events:read_only": "linodes:read_write",
+    "ips:read_only": "linodes:read_write",
 }
 
 
@@ -117,7 +122,7 @@ def token_for_case(case: str, owner, scope: str | None) -> str | None:
 @pytest.mark.parametrize(("method", "path", "body", "scope", "other_status"), ENDPOINTS, ids=lambda v: v)
 def test_authorization(anonymous, owner, owned_linode, case, method, path, body, scope, other_status):
     event = Job.objects.filter(instance=owned_linode).first()
-    path = path.format(id=owned_linode.pk, event=event.pk)
+    path = path.format(id=owned_linode.pk, event=event.pk, ip=owned_linode.ipv4[0])
     api = anonymous.as_(token_for_case(case, owner, scope))
     if case == "other account" and method == "post" and path == "/v4/linode/instances":
         body = {"type": "g6-standard-2", "region": "us-central"}  # GPU plans are hidden from that customer

@@ -91,3 +91,20 @@ def test_linode_cli_rebuilds_onto_another_image_keeping_the_linode(world, cli):
     assert (viewed["status"], viewed["image"]) == ("running", "linode/debian12")
     events = [(e["action"], e["status"]) for e in cli("events", "list")]
     assert ("linode_rebuild", "finished") in events
+
+
+def test_linode_cli_lists_a_linode_s_addresses_and_views_one(world, cli):
+    (made,) = cli(
+        "linodes", "create", "--type", "g1-gpu-rtx6000-1", "--region", "us-east",
+        "--image", "linode/ubuntu22.04", "--root_pass", "Corr3ct-Horse-9", "--label", "cli-ips",
+    )  # fmt: skip
+    (address,) = made["ipv4"]
+    (ips,) = cli("linodes", "ips-list", str(made["id"]))
+    (public,) = ips["ipv4"]["public"]
+    assert (public["address"], public["linode_id"], public["prefix"], public["type"]) == (
+        address, made["id"], 24, "ipv4",
+    )  # fmt: skip
+    assert public["gateway"].rsplit(".", 1)[0] == address.rsplit(".", 1)[0]
+    listed = cli("networking", "ips-list")
+    assert [ip["address"] for ip in listed] == [address]
+    assert cli("networking", "ip-view", address)[0]["linode_id"] == made["id"]

@@ -8,7 +8,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from linode_api4 import ApiError, LinodeClient
+from linode_api4 import ApiError, IPAddress, LinodeClient
 
 from accounts.flags import GPU_INSTANCES
 from tests.api.conftest import token_for
@@ -184,3 +184,25 @@ def test_the_sdk_rebuilds_and_resets_the_root_password_of_a_gpu_linode(world, em
     wait(poller)
     linode.invalidate()
     assert linode.status == "offline"
+
+
+def test_the_sdk_reads_a_gpu_linode_s_addresses(world, employee, sdk):
+    client = sdk(employee)
+    linode = client.linode.instance_create(
+        GPU_PLAN, "us-east", image="linode/ubuntu22.04", root_pass=ROOT_PASS
+    )
+    linode.invalidate()
+    (address,) = linode.ipv4
+    ips = linode.ips
+    (public,) = ips.ipv4.public
+    assert (public.address, public.linode_id, public.prefix, public.subnet_mask, public.public) == (
+        address, linode.id, 24, "255.255.255.0", True,
+    )  # fmt: skip
+    assert public.region.id == "us-east" and public.gateway.endswith(".1")
+    assert ips.ipv4.private == [] and ips.ipv6.link_local.address.startswith("fe80::")
+    assert [ip.address for ip in client.networking.ips()] == [address]
+    one = IPAddress(client, address)
+    assert (one.linode_id, one.gateway) == (linode.id, public.gateway)
+
+    assert linode.delete()
+    assert list(client.networking.ips()) == []
