@@ -269,6 +269,15 @@ def seed_latency() -> dict:
     return {"token": token, "instance_id": first.pk, "queries": queries}
 
 
+def _pool(region_id: str, network: str) -> None:
+    from inventory.models import Region
+    from networking.models import Ipv4Pool
+    from networking.services import pool_create
+
+    if not Ipv4Pool.objects.filter(region_id=region_id).exists():
+        pool_create(region=Region.objects.get(pk=region_id), network=network)
+
+
 def seed_fleet(hosts: int) -> dict:
     _setup()
     from django.core.management import call_command
@@ -276,6 +285,7 @@ def seed_fleet(hosts: int) -> dict:
     started = time.monotonic()
     call_command("seed_fleet", "--hosts", str(hosts), "--region", "bench-east", stdout=open(os.devnull, "w"))  # noqa: SIM115
     seconds = round(time.monotonic() - started, 1)
+    _pool("bench-east", "10.250.0.0/16")  # every create holds an address: enough for the whole run
     tokens = [_employee(f"bench-{n}")[2] for n in range(CLIENTS)]
     # No ANALYZE here: the creates run on the statistics seed_fleet left, as they would in production
     # right after a bulk enrolment.

@@ -30,10 +30,12 @@ def prepare() -> dict:
     from hypervisor.profiles import RTX6000_2X2, profile_uri
     from inventory.models import Host, Region
     from inventory.sync import host_enroll
+    from networking.services import pool_create
 
     call_command("migrate", verbosity=0)
     seed_demo()
     region = Region.objects.create(id="bench-load", label="Load", country="us")
+    pool_create(region=region, network="10.251.0.0/20")  # creates and deletes for 10 minutes, with cool-down
     for number in range(HOSTS):
         hostname = f"load-gpu-{number:02d}"
         host_enroll(

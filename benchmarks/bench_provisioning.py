@@ -37,12 +37,14 @@ def run_phase(broker: str) -> dict:
     from hypervisor.profiles import RTX6000_2X2, profile_uri
     from inventory.models import GpuDevice, Host, Image, InstanceType, Region
     from inventory.sync import host_enroll
+    from networking.services import pool_create
     from provisioning.models import Instance, Job
     from provisioning.services import instance_create, instance_delete
 
     call_command("migrate", verbosity=0)
     seed_demo()
     region = Region.objects.create(id="bench-east", label="Bench", country="us")
+    pool_create(region=region, network="10.252.0.0/20")
     for number in range(HOSTS):
         hostname = f"bench-gpu-{number:03d}"
         host_enroll(

@@ -42,10 +42,13 @@ def _setup(hosts: int) -> str:
     from accounts.models import Account
     from accounts.services import account_create, api_token_create, user_create
     from gpuadmin.demo import seed_demo
+    from inventory.models import Region
+    from networking.services import pool_create
 
     call_command("migrate", verbosity=0)
     seed_demo()
     call_command("seed_fleet", "--hosts", str(hosts), "--region", "bench-east", stdout=io.StringIO())
+    pool_create(region=Region.objects.get(pk="bench-east"), network="10.250.0.0/16")
     account = account_create(name="bench", email="bench@example.com", kind=Account.Kind.EMPLOYEE)
     user = user_create(username="bench", email="bench@example.com", password="x", account=account)
     return api_token_create(user=user).secret

@@ -1,6 +1,7 @@
 """An address is taken in the create transaction, released by delete, rollback and delete-wins into a
 cool-down, and an exhausted pool is a clear refusal that writes nothing."""
 
+import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from provisioning.services import instance_create_problems, instance_delete
 from provisioning.tasks import run_job
 from tests.builders import make_pool, make_region
 from tests.provisioning.conftest import enroll_rtx_host
-from tests.provisioning.helpers import create, nothing_leaked
+from tests.provisioning.helpers import create, domain_of, nothing_leaked
 
 pytestmark = pytest.mark.django_db
 
@@ -45,6 +46,14 @@ def test_a_create_holds_a_pool_address_and_the_guest_learns_prefix_and_gateway(
     assert instance_ipv4(instance=instance).with_prefix == "203.0.113.2/29"
     (assignment,) = Ipv4Assignment.objects.filter(instance=instance)
     assert (assignment.address.address, assignment.released_at) == ("203.0.113.2", None)
+    # The domain libvirt (the test driver) defined and started: bridged, filtered to that address.
+    domain = domain_of(instance)
+    assert domain.isActive()
+    interface = ET.fromstring(domain.XMLDesc(0)).find("devices/interface")
+    assert interface.get("type") == "bridge" and interface.find("source").get("bridge") == "br0"
+    assert interface.find("filterref").get("filter") == "clean-traffic"
+    assert interface.find("filterref/parameter").attrib == {"name": "IP", "value": "203.0.113.2"}
+    assert interface.find("bandwidth/outbound").get("average") == str(plans[1].network_out_mbps * 125)
 
 
 def test_an_exhausted_pool_is_refused_and_nothing_is_written(small_region, employee, plans, image, run_tasks):
