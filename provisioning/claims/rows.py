@@ -58,22 +58,23 @@ REPLAN_AFTER = 100
 # the planner reads every node of the region and sorts it, or scans a whole table, at every claim for
 # as long as the plan is kept. So for the claim's statements a sequential scan, a bitmap scan (which
 # gives up the index order), a sort where the index gives the order, a hash or merge join cost more
-# than any walk by key: the same plans whatever the statistics. The settings are transaction-local,
-# sent with each statement because PostgreSQL plans a kept statement again whenever its tables are
-# analysed, and put back by the claim's last statement (RESTORE_PLANNING) or restore_planning().
+# than any walk by key: the same plans whatever the statistics. A disabled node adds 10^10 to a plan's
+# cost estimate (PostgreSQL 15), which would have every claim statement JIT-compiled (0.4-0.9 s each):
+# JIT is off for them. The settings are transaction-local, sent with each statement because PostgreSQL
+# plans a kept statement again whenever its tables are analysed, and put back to the connection's own
+# values by the claim's last statement (restoring()) or restore_planning().
 PLANNING = {
-    "plan_cache_mode": ("force_generic_plan", "auto"),
-    "enable_seqscan": ("off", "on"),
-    "enable_bitmapscan": ("off", "on"),
-    "enable_sort": ("off", "on"),
-    "enable_hashjoin": ("off", "on"),
-    "enable_mergejoin": ("off", "on"),
+    "plan_cache_mode": "force_generic_plan",
+    "jit": "off",
+    "enable_seqscan": "off",
+    "enable_bitmapscan": "off",
+    "enable_sort": "off",
+    "enable_hashjoin": "off",
+    "enable_mergejoin": "off",
 }
-PLANNING_SQL = "".join(f"SET LOCAL {name} = {claim}; " for name, (claim, _) in PLANNING.items())
-# The settings put back as columns of a statement's result: they change once it is planned.
-RESTORE_PLANNING = ", ".join(
-    f"set_config('{name}', '{default}', true)" for name, (_, default) in PLANNING.items()
-)
+PLANNING_SQL = "".join(f"SET LOCAL {name} = {value}; " for name, value in PLANNING.items())
+# Connection -> the values RESET would give the PLANNING settings.
+_reset_values: "weakref.WeakKeyDictionary[object, dict[str, str]]" = weakref.WeakKeyDictionary()
 
 
 @lru_cache(maxsize=256)
@@ -112,12 +113,24 @@ def _execute(cursor, sql: str, params: Sequence = (), *, prefix: str = "") -> No
     cursor.execute(f"{PLANNING_SQL}{prefix}{execute}", params)
 
 
+def restoring() -> str:
+    """SQL columns that put the PLANNING settings back to this connection's values when a statement
+    runs (it was planned under PLANNING already). The values are read once per connection."""
+    values = _reset_values.get(connection.connection)
+    if values is None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name, reset_val FROM pg_settings WHERE name = ANY(%s)", [list(PLANNING)])
+            values = _reset_values.setdefault(connection.connection, dict(cursor.fetchall()))
+    return ", ".join(f"set_config('{name}', '{values[name]}', true)" for name in PLANNING)
+
+
 def restore_planning() -> None:
     """Put the planner settings back for the rest of the transaction, when the claim ends otherwise
     than by its write (which puts them back itself)."""
     if connection.vendor == "postgresql":
+        sql = f"SELECT {restoring()}"
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT {RESTORE_PLANNING}")
+            cursor.execute(sql)
 
 
 def _order_sql(order: Sequence[str]) -> str:
@@ -457,6 +470,7 @@ def _write_postgresql(*, instance_id, host_id, plan_id, now, gpu_ids, cpus, memo
     cpu_ids, vcpus = _columns(cpus, 2)
     memory_nodes, memory_mib, hugepages = _columns(memory, 3)
     node_ids, free_gpus, allocated_gpus, free_cores, threads, used_mib, used_pages = _columns(counters, 7)
+    restore = restoring()
     with connection.cursor() as cursor:
         _execute(
             cursor,
@@ -490,7 +504,7 @@ def _write_postgresql(*, instance_id, host_id, plan_id, now, gpu_ids, cpus, memo
             ), instance AS (
                 UPDATE {INSTANCE} SET host_id = %s, updated = %s WHERE id = %s
             )
-            SELECT id, {RESTORE_PLANNING} FROM allocation
+            SELECT id, {restore} FROM allocation
             """,
             [
                 *(instance_id, host_id, plan_id, now),
