@@ -30,6 +30,17 @@ class Account(models.Model):
     )
     active = models.BooleanField(default=True)
     active_since = models.DateTimeField(auto_now_add=True)
+    gpu_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="How many GPUs its live instances may hold at once. Empty: the default for its kind "
+        "(GPUADMIN_ACCOUNT_LIMITS).",
+    )
+    instance_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="How many live instances it may have at once. Empty: the default for its kind.",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -73,6 +73,33 @@ def account_create(
     return account
 
 
+def account_limits_set(
+    *, account: Account, gpu_limit: int | None, instance_limit: int | None, actor: AbstractBaseUser | None
+) -> Account:
+    """Set how many GPUs and instances the account may hold at once (None: its kind's default). A limit
+    below what it holds now is allowed: it holds what it has, and nothing more is created."""
+    with transaction.atomic():
+        locked = Account.objects.select_for_update().get(pk=account.pk)
+        before = (locked.gpu_limit, locked.instance_limit)
+        locked.gpu_limit, locked.instance_limit = gpu_limit, instance_limit
+        locked.full_clean()
+        if before != (gpu_limit, instance_limit):
+            locked.save(update_fields=["gpu_limit", "instance_limit"])
+
+            def shown(value: int | None) -> str:
+                return "default" if value is None else str(value)
+
+            audit_record(
+                actor=actor,
+                action="account.limits",
+                target=locked,
+                detail=f"GPUs {shown(before[0])} -> {shown(gpu_limit)}, "
+                f"instances {shown(before[1])} -> {shown(instance_limit)}",
+            )
+    account.gpu_limit, account.instance_limit = gpu_limit, instance_limit
+    return locked
+
+
 def user_create(
     *, username: str, email: str, password: str, account: Account, role: str = Membership.Role.MEMBER
 ) -> AbstractBaseUser:

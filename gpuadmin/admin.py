@@ -4,6 +4,7 @@ from django.template.loader import render_to_string
 from waffle.admin import FlagAdmin as WaffleFlagAdmin
 
 from accounts.models import Account
+from accounts.services import account_limits_set
 from billing.admin import AccountAdmin as BillingAccountAdmin
 from gpuadmin.models import Flag
 from gpuadmin.selectors import account_overview
@@ -45,7 +46,9 @@ class AccountAdmin(BillingAccountAdmin):
     fieldsets = [
         (None, {"fields": ["name", "kind", "email", "company", "active", "active_since"]}),
         ("What it holds and may buy", {"fields": ["overview"]}),
+        ("Limits", {"fields": ["gpu_limit", "instance_limit"]}),
     ]
+    LIMIT_FIELDS = ("gpu_limit", "instance_limit")
 
     def get_queryset(self, request):
         live = Q(instances__deleted_at__isnull=True)
@@ -81,6 +84,17 @@ class AccountAdmin(BillingAccountAdmin):
         return render_to_string(
             "admin/accounts/account/overview.html", {"overview": account_overview(account=obj)}
         )
+
+    def save_model(self, request, obj, form, change):
+        # The limits change through their service (locked, audited); the other fields as the admin does.
+        if not change or not set(self.LIMIT_FIELDS) & set(form.changed_data):
+            return super().save_model(request, obj, form, change)
+        wanted = {name: getattr(obj, name) for name in self.LIMIT_FIELDS}
+        for name in self.LIMIT_FIELDS:
+            setattr(obj, name, form.initial.get(name))
+        super().save_model(request, obj, form, change)
+        account_limits_set(account=obj, actor=request.user, **wanted)
+        return None
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra = {"can_spin_up": can_spin_up(request.user), **(extra_context or {})}

@@ -240,6 +240,38 @@ GPUADMIN_BILLING_MINUTES = env_int("GPUADMIN_BILLING_MINUTES", 15)
 GPUADMIN_GPU_TRIAL_CREDIT = os.environ.get("GPUADMIN_GPU_TRIAL_CREDIT", "100.00")
 GPUADMIN_ACCOUNT_BILLING = "billing.selectors.account_billing"
 
+
+# Account limits (provisioning.services checks them in the create transaction): how many GPUs and how
+# many instances an account's live instances may hold at once, per account kind, unless staff set the
+# account's own on its page. None (or an empty/"none" variable): no limit. Employee teams and internal
+# accounts test and run at fleet scale (the load test and benchmarks use employee accounts).
+def env_limit(name: str, default: int | None) -> int | None:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    if value.strip().lower() == "none":
+        return None
+    limit = env_int(name, 0)
+    if limit < 0:
+        raise ImproperlyConfigured(f"{name} must be a whole number of at least 0 or 'none', got {value!r}")
+    return limit
+
+
+GPUADMIN_ACCOUNT_LIMITS = {
+    "customer": {
+        "gpus": env_limit("GPUADMIN_CUSTOMER_GPU_LIMIT", 8),
+        "instances": env_limit("GPUADMIN_CUSTOMER_INSTANCE_LIMIT", 10),
+    },
+    "employee": {
+        "gpus": env_limit("GPUADMIN_EMPLOYEE_GPU_LIMIT", None),
+        "instances": env_limit("GPUADMIN_EMPLOYEE_INSTANCE_LIMIT", None),
+    },
+    "internal": {
+        "gpus": env_limit("GPUADMIN_INTERNAL_GPU_LIMIT", None),
+        "instances": env_limit("GPUADMIN_INTERNAL_INSTANCE_LIMIT", None),
+    },
+}
+
 # libvirt connections (hypervisor.connection): seconds an open may take before the host counts as
 # unreachable, and the keepalive that fails a call on a host that stopped answering (interval x misses).
 GPUADMIN_LIBVIRT_OPEN_TIMEOUT = float(os.environ.get("GPUADMIN_LIBVIRT_OPEN_TIMEOUT") or "15")

@@ -42,6 +42,15 @@ class NoCapacity(ProvisioningError):
         self.detail = detail
 
 
+class AccountLimitReached(ProvisioningError):
+    """The account would hold more GPUs or instances than staff allow it at once (Linode answers 403
+    "Account Limit reached. Please open a support ticket."). `limit` is "gpus" or "instances"."""
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 class InstanceBusy(ProvisioningError):
     """The instance has an operation in flight; Linode answers "Linode busy."."""
 

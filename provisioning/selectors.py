@@ -2,11 +2,12 @@
 
 from dataclasses import asdict, dataclass
 
-from django.db.models import Prefetch
+from django.db.models import Count, Prefetch, Sum
+from django.db.models.functions import Coalesce
 
 from provisioning.models import AllocatedCpu, AllocatedGpu, AllocatedMemory, Allocation, Instance
 
-__all__ = ["AllocationLine", "active_allocations"]
+__all__ = ["AccountUsage", "AllocationLine", "account_usage", "active_allocations"]
 
 
 @dataclass(frozen=True)
@@ -116,3 +117,20 @@ def instance_disk_mib(*, instance: Instance) -> int:
     """The size of the instance's boot disk: its plan's, or what the volume grew to (it never shrinks)."""
     image_mib = instance.image.size_mib if instance.image_id else 0
     return max(instance.instance_type.disk_mib, image_mib, instance.disk_mib)
+
+
+@dataclass(frozen=True)
+class AccountUsage:
+    instances: int
+    gpus: int
+
+
+def account_usage(*, account_id: int) -> AccountUsage:
+    """What counts against an account's limits: its live instances that did not fail to provision, and
+    the GPUs of their plans (an instance counts from the moment its create is accepted). One query."""
+    row = (
+        Instance.objects.filter(account_id=account_id, deleted_at__isnull=True)
+        .exclude(status=Instance.Status.FAILED)
+        .aggregate(instances=Count("id"), gpus=Coalesce(Sum("instance_type__gpus"), 0))
+    )
+    return AccountUsage(instances=row["instances"], gpus=row["gpus"])

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.flags import gpu_plans_visible, gpu_plans_visible_for, provisioning_enabled
+from accounts.limits import account_limits
 from accounts.models import Account
 from accounts.selectors import account_of, origin_of
 from accounts.services import audit_record
@@ -23,6 +24,7 @@ from provisioning import jobs
 from provisioning.claims import allocation_claim, capacity_explanation
 from provisioning.cloudinit import authorized_keys_of, user_data
 from provisioning.exceptions import (
+    AccountLimitReached,
     InstanceBusy,
     InvalidRequest,
     LabelTaken,
@@ -33,8 +35,10 @@ from provisioning.exceptions import (
     RegionNotValid,
 )
 from provisioning.models import LABEL_RE, Instance, Job
+from provisioning.selectors import account_usage
 
 ROOT_PASS_MIN, ROOT_PASS_MAX = 11, 128
+LIMIT_REACHED = "Account Limit reached. Please open a support ticket."
 TAG_MIN, TAG_MAX = 3, 50
 SSH_KEY_PREFIXES = (
     "ssh-rsa ",
@@ -148,6 +152,39 @@ def _plan_visible_check(*, account: Account, actor: AbstractBaseUser | None, pla
     )
 
 
+def _limits_check(*, account: Account, plan: InstanceType, new_instance: bool, gpus_more: int) -> None:
+    """Refuse what would take the account past its limits. Called under the account's row lock
+    (_account_locked) so that two creates racing for the last GPU of a limit cannot both pass."""
+    limits = account_limits(account=account)
+    usage = account_usage(account_id=account.pk)
+    whose = (
+        ""
+        if not limits.instances.default
+        else f" (the default for {account.get_kind_display().lower()} accounts)"
+    )
+    if new_instance and not limits.instances.allows(usage.instances + 1):
+        raise AccountLimitReached(
+            f"{LIMIT_REACHED} {account.name} may have at most {limits.instances.value} instances at once"
+            f"{whose}; it has {usage.instances}.",
+            limit="instances",
+        )
+    whose = (
+        "" if not limits.gpus.default else f" (the default for {account.get_kind_display().lower()} accounts)"
+    )
+    if gpus_more > 0 and not limits.gpus.allows(usage.gpus + gpus_more):
+        raise AccountLimitReached(
+            f"{LIMIT_REACHED} {account.name} may hold at most {limits.gpus.value} GPUs at once{whose}; "
+            f"it holds {usage.gpus} and {plan.id} needs {gpus_more}.",
+            limit="gpus",
+        )
+
+
+def _account_locked(account: Account) -> Account:
+    """The account's row, locked until the transaction ends: every create, retry and resize of the
+    account that may count against its limits takes this lock first, then the instance's, then hosts'."""
+    return Account.objects.select_for_update().get(pk=account.pk)
+
+
 def instance_create_problems(
     *,
     account: Account,
@@ -184,6 +221,8 @@ def instance_create_problems(
     check(_validate_tags, tags)
     if label is not None and check(validate_label, label) and _label_is_taken(account=account, label=label):
         problems.append(LabelTaken("Label must be unique among your linodes"))
+    if plan_ok:
+        check(_limits_check, account=account, plan=plan, new_instance=True, gpus_more=plan.gpus)
     if with_capacity and plan_ok and not plan_available(plan=plan, region=region):
         problems.append(NoCapacity(capacity_explanation(plan=plan, region=region)))
     if with_capacity and not free_addresses().filter(pool__region=region).exists():
@@ -228,6 +267,7 @@ def instance_create(
         raise problems[0]
     tags = _validate_tags(tags)
     with transaction.atomic():
+        _limits_check(account=_account_locked(account), plan=plan, new_instance=True, gpus_more=plan.gpus)
         if label is None:
             label = _generated_label(account=account, region=region, plan=plan)
         elif _label_is_taken(account=account, label=label):
@@ -453,9 +493,12 @@ def instance_resize(
     if plan.is_gpu and plan.gpu_model_id != instance.instance_type.gpu_model_id:
         raise InvalidRequest("Resize keeps the GPU model; choose a plan with the same GPU.", field="type")
     with transaction.atomic():
+        account = _account_locked(instance.account)
         locked = Instance.objects.select_for_update().get(pk=instance.pk)
         if locked.status not in (Instance.Status.RUNNING, Instance.Status.OFFLINE):
             raise InstanceBusy("Linode busy.")
+        more = plan.gpus - locked.instance_type.gpus
+        _limits_check(account=account, plan=plan, new_instance=False, gpus_more=more)
         locked.status = Instance.Status.RESIZING
         locked.save(update_fields=["status", "updated"])
         job = jobs.job_start(

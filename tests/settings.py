@@ -18,3 +18,8 @@ GPUADMIN_JOB_BACKOFF_SECONDS = 0.0
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 # Tests hold their simulated hosts in-process (and arm faults there), even in a shell where the demo runs.
 GPUADMIN_HYPERVISOR_SOCKET = ""
+# Most tests fill regions from one customer account; the account-limit tests set the limits they test
+# (tests/provisioning/test_account_limits.py), so elsewhere no kind has a default limit.
+GPUADMIN_ACCOUNT_LIMITS = {
+    kind: {"gpus": None, "instances": None} for kind in ("customer", "employee", "internal")
+}

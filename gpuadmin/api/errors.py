@@ -21,6 +21,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from provisioning.exceptions import (
+    AccountLimitReached,
     InstanceBusy,
     InvalidRequest,
     LabelTaken,
@@ -96,6 +97,8 @@ def provisioning_error(exc: ProvisioningError) -> tuple[int, list[dict], dict]:
             return status.HTTP_400_BAD_REQUEST, [error(reason, exc.field)], {}
     if isinstance(exc, InvalidRequest):
         return status.HTTP_400_BAD_REQUEST, [error(exc.message, exc.field)], {}
+    if isinstance(exc, AccountLimitReached):
+        return status.HTTP_403_FORBIDDEN, [error(exc.message)], {}
     if isinstance(exc, NoCapacity):
         return status.HTTP_403_FORBIDDEN, [error(f"{NO_CAPACITY} {exc.detail}".strip(), "region")], {}
     if isinstance(exc, ProvisioningDisabled):

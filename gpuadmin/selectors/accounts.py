@@ -8,9 +8,11 @@ from accounts.flags import (
     GPU_INSTANCES,
     gpu_plans_visible_to_account,
 )
+from accounts.limits import AccountLimits, account_limits
 from accounts.models import Account
 from gpuadmin.models import Flag
 from provisioning.models import AllocatedGpu, Allocation, Instance
+from provisioning.selectors import AccountUsage, account_usage
 
 __all__ = ["AccountAccess", "AccountOverview", "HeldInstance", "account_overview"]
 
@@ -47,6 +49,8 @@ class AccountOverview:
     deleted_instances: int
     hosts: list[tuple[int, str, int]]  # (host id, hostname, cards held there)
     access: AccountAccess
+    limits: AccountLimits
+    usage: AccountUsage
 
     @property
     def gpus_held(self) -> int:
@@ -99,6 +103,8 @@ def account_overview(*, account: Account) -> AccountOverview:
         deleted_instances=Instance.objects.filter(account=account, deleted_at__isnull=False).count(),
         hosts=sorted(((pk, name, n) for pk, (name, n) in hosts.items()), key=lambda h: h[1]),
         access=_access(account),
+        limits=account_limits(account=account),
+        usage=account_usage(account_id=account.pk),
     )
 
 
