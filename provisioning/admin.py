@@ -1,18 +1,29 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
-from django.shortcuts import redirect
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.admin import origin_text
 from accounts.models import Origin
 from gpuadmin.display import minute
 from inventory.admin import action_confirmation, confirmed
-from provisioning.exceptions import ProvisioningError
+from inventory.models import InstanceType
+from provisioning.exceptions import InvalidRequest, ProvisioningError
 from provisioning.models import AllocatedCpu, AllocatedGpu, AllocatedMemory, Allocation, Instance, Job
-from provisioning.selectors import active_allocations
-from provisioning.services import instance_boot, instance_delete, instance_reboot, instance_shutdown
+from provisioning.selectors import active_allocations, instance_live
+from provisioning.services import (
+    instance_boot,
+    instance_delete,
+    instance_reboot,
+    instance_resize,
+    instance_shutdown,
+    job_retry,
+)
 
 JOBS_SHOWN = 20
 
@@ -24,6 +35,7 @@ class InstanceAdmin(admin.ModelAdmin):
     search_fields = ["label", "account__name", "host__hostname"]
     list_select_related = ["account", "region", "instance_type", "host"]
     readonly_fields = ["domain_uuid", "created", "updated", "deleted_at", "cloud_init_user_data"]
+    change_form_template = "admin/provisioning/instance/change_form.html"
     actions = ["boot", "shut_down", "reboot", "delete_instances"]
     detail_fieldsets = [
         (
@@ -35,10 +47,7 @@ class InstanceAdmin(admin.ModelAdmin):
                     "region",
                     "instance_type",
                     "image",
-                    "status",
-                    "status_reason",
                     "booted",
-                    "host",
                 ]
             },
         ),
@@ -63,6 +72,7 @@ class InstanceAdmin(admin.ModelAdmin):
         ),
     ]
 
+    # Status, reason, address and host are in the live panel above the fields (they change while one reads).
     # An instance changes only through provisioning.services (jobs, allocations, audit rows): its page
     # shows it, the actions act on it, and "add" is the spin-up form.
     def get_readonly_fields(self, request, obj=None):
@@ -80,6 +90,102 @@ class InstanceAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         hidden = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False}
         return super().change_view(request, object_id, form_url, {**hidden, **(extra_context or {})})
+
+    # The live page: the panel at its top polls live_view while a job is in flight, and its buttons post
+    # to act_view, which calls the service the API calls (the service writes the audit row).
+    ONE_CLICK = {"boot": (instance_boot, "booting"), "shutdown": (instance_shutdown, "shutting down"),
+                 "reboot": (instance_reboot, "rebooting")}  # fmt: skip
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:instance_id>/live/", view(self.live_view), name="provisioning_instance_live"),
+            path(
+                "<int:instance_id>/act/<str:action>/", view(self.act_view), name="provisioning_instance_act"
+            ),
+            *super().get_urls(),
+        ]
+
+    def allowed_actions(self, request, live: dict) -> list[str]:
+        """The instance's actions now (instance_live) that this staff member may take."""
+        permitted = {
+            "delete": self.has_destroy_permission(request),
+            "boot": self.has_change_permission(request),
+        }
+        change = permitted["boot"]
+        return [a for a in live["actions"] if permitted.get(a, change)]
+
+    def live_view(self, request, instance_id: int):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        live = instance_live(instance_id=instance_id)
+        if live is None:
+            raise Http404
+        return JsonResponse({**live, "actions": self.allowed_actions(request, live)})
+
+    def act_view(self, request, instance_id: int, action: str):
+        instance = get_object_or_404(Instance.objects.select_related("instance_type"), pk=instance_id)
+        page = reverse("admin:provisioning_instance_change", args=[instance.pk])
+        allowed = {"delete": self.has_destroy_permission(request)}
+        if not allowed.get(action, self.has_change_permission(request)):
+            raise PermissionDenied
+        if action not in ("boot", "shutdown", "reboot", "resize", "delete", "retry"):
+            raise Http404
+        plans = []
+        if action == "resize":
+            plans = list(
+                InstanceType.objects.filter(
+                    type_class=instance.instance_type.type_class,
+                    gpu_model=instance.instance_type.gpu_model_id,
+                    deprecated=False,
+                )
+                .exclude(pk=instance.instance_type_id)
+                .order_by("gpus", "id")
+            )
+        if request.method != "POST" and action in ("resize", "delete"):
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"{'Resize' if action == 'resize' else 'Delete'} {instance}",
+                "instance": instance,
+                "action": action,
+                "plans": plans,
+                "opts": self.model._meta,
+                "back": page,
+            }
+            return TemplateResponse(request, "admin/provisioning/instance/act.html", context)
+        if request.method != "POST":
+            return redirect(page)
+        try:
+            job, doing = self._act(request, instance, action, plans)
+        except ProvisioningError as exc:
+            self.message_user(request, f"{instance}: {exc.message}", messages.ERROR)
+        else:
+            self.message_user(request, f"{instance}: {doing} (job {job.pk}).", messages.SUCCESS)
+        return redirect(page)
+
+    def _act(self, request, instance: Instance, action: str, plans: list[InstanceType]) -> tuple[Job, str]:
+        who = {"actor": request.user, "origin": Origin.STAFF}
+        if action in self.ONE_CLICK:
+            service, doing = self.ONE_CLICK[action]
+            return service(instance=instance, **who), doing
+        if action == "delete":
+            return instance_delete(instance=instance, **who), "deleting"
+        if action == "resize":
+            plan = next((p for p in plans if p.pk == request.POST.get("plan")), None)
+            if plan is None:
+                raise InvalidRequest("Choose one of the plans offered.", field="type")
+            return instance_resize(instance=instance, plan=plan, **who), f"resizing to {plan.pk}"
+        last = instance.jobs.order_by("-created", "-id").first()
+        if last is None:
+            raise InvalidRequest("The instance has no job to retry.")
+        job = job_retry(job=last, **who)
+        return job, f"retrying its failed {last.get_action_display().lower()} job {last.pk}"
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            live = instance_live(instance_id=obj.pk)
+            context = {**context, "live": {**live, "actions": self.allowed_actions(request, live)}}
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     # Django's own delete would remove rows under a running domain; the delete action calls the service.
     def has_delete_permission(self, request, obj=None):

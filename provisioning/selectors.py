@@ -5,9 +5,16 @@ from dataclasses import asdict, dataclass
 from django.db.models import Count, Prefetch, Sum
 from django.db.models.functions import Coalesce
 
-from provisioning.models import AllocatedCpu, AllocatedGpu, AllocatedMemory, Allocation, Instance
+from provisioning.models import AllocatedCpu, AllocatedGpu, AllocatedMemory, Allocation, Instance, Job
 
-__all__ = ["AccountUsage", "AllocationLine", "account_usage", "active_allocations"]
+__all__ = [
+    "RETRYABLE",
+    "AccountUsage",
+    "AllocationLine",
+    "account_usage",
+    "active_allocations",
+    "instance_live",
+]
 
 
 @dataclass(frozen=True)
@@ -134,3 +141,73 @@ def account_usage(*, account_id: int) -> AccountUsage:
         .aggregate(instances=Count("id"), gpus=Coalesce(Sum("instance_type__gpus"), 0))
     )
     return AccountUsage(instances=row["instances"], gpus=row["gpus"])
+
+
+# Which action each status allows, as the services check it (a job in flight allows only delete).
+_POWER_ACTIONS = {
+    Instance.Status.RUNNING: ("shutdown", "reboot", "resize"),
+    Instance.Status.OFFLINE: ("boot", "resize"),
+}
+
+
+def instance_live(*, instance_id: int) -> dict | None:
+    """What the live instance page shows and polls for: status, the last job and its progress, the
+    failure reason, the address, and which actions the instance's state allows now. Two queries."""
+    instance = (
+        Instance.objects.select_related("host", "instance_type")
+        .only(
+            "id", "label", "status", "status_reason", "booted", "ipv4", "ipv6", "deleted_at",
+            "host__hostname", "instance_type__id", "instance_type__gpus", "account_id",
+        )
+        .filter(pk=instance_id)
+        .first()
+    )  # fmt: skip
+    if instance is None:
+        return None
+    job = instance.jobs.order_by("-created", "-id").first()
+    in_flight = job is not None and job.status in (Job.Status.SCHEDULED, Job.Status.STARTED)
+    actions: list[str] = []
+    if not in_flight:
+        actions += _POWER_ACTIONS.get(instance.status, ())
+    if instance.status != Instance.Status.DELETED and not (in_flight and job.action == Job.Action.DELETE):
+        actions.append("delete")
+    if job is not None and job.status == Job.Status.FAILED and job.action in RETRYABLE:
+        actions.append("retry")
+    return {
+        "id": instance.pk,
+        "label": instance.label,
+        "status": instance.status,
+        "status_label": instance.get_status_display(),
+        "status_reason": instance.status_reason,
+        "booted": instance.booted,
+        "ipv4": list(instance.ipv4),
+        "ipv6": instance.ipv6,
+        "host": instance.host.hostname if instance.host_id else None,
+        "plan": instance.instance_type_id,
+        "job": None
+        if job is None
+        else {
+            "id": job.pk,
+            "action": job.action,
+            "action_label": job.get_action_display(),
+            "status": job.status,
+            "percent": job.percent_complete,
+            "step": job.step,
+            "attempts": job.attempts,
+            "max_attempts": job.max_attempts,
+            "error": job.error,
+        },
+        "in_flight": in_flight,
+        "actions": actions,
+    }
+
+
+# The failed jobs job_retry runs again (provisioning.services.RETRYABLE says why the others are not).
+RETRYABLE = (
+    Job.Action.CREATE,
+    Job.Action.BOOT,
+    Job.Action.SHUTDOWN,
+    Job.Action.REBOOT,
+    Job.Action.DELETE,
+    Job.Action.RESIZE,
+)

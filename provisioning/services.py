@@ -35,7 +35,7 @@ from provisioning.exceptions import (
     RegionNotValid,
 )
 from provisioning.models import LABEL_RE, Instance, Job
-from provisioning.selectors import account_usage
+from provisioning.selectors import RETRYABLE, account_usage
 
 ROOT_PASS_MIN, ROOT_PASS_MAX = 11, 128
 LIMIT_REACHED = "Account Limit reached. Please open a support ticket."
@@ -606,3 +606,61 @@ def instance_mark_deleted(*, instance: Instance) -> Instance:
     instance.booted = False
     instance.save(update_fields=["status", "deleted_at", "booted", "updated"])
     return instance
+
+
+def job_retry(*, job: Job, actor: AbstractBaseUser | None, origin: str | None = None) -> Job:
+    """Run a failed job's request again: only the instance's last job, only when it failed. A create
+    claims again (its resources were released when it failed) under the account's limits; a power
+    action, a delete or a resize goes through its own service, with that service's checks and audit row.
+    A rebuild or password reset needs its credentials again, which gpuadmin never kept: ask for a new one.
+    """
+    if job.action not in RETRYABLE:
+        raise InvalidRequest(
+            f"A failed {job.get_action_display().lower()} cannot be retried: its credentials were never "
+            "kept. Ask for a new one with the new credentials."
+        )
+    last = Job.objects.filter(instance_id=job.instance_id).order_by("-created", "-id").first()
+    if last is None or last.pk != job.pk or job.status != Job.Status.FAILED:
+        raise InvalidRequest("Only the instance's last job can be retried, and only when it failed.")
+    instance = job.instance
+    if job.action == Job.Action.CREATE:
+        return _create_retry(instance=instance, job=job, actor=actor, origin=origin)
+    if job.action == Job.Action.DELETE:
+        return instance_delete(instance=instance, actor=actor, origin=origin)
+    if job.action == Job.Action.RESIZE:
+        plan = InstanceType.objects.get(pk=job.params["to"])
+        return instance_resize(instance=instance, actor=actor, plan=plan, origin=origin)
+    power = {
+        Job.Action.BOOT: instance_boot,
+        Job.Action.SHUTDOWN: instance_shutdown,
+        Job.Action.REBOOT: instance_reboot,
+    }
+    return power[job.action](instance=instance, actor=actor, origin=origin)
+
+
+def _create_retry(*, instance: Instance, job: Job, actor: AbstractBaseUser | None, origin: str | None) -> Job:
+    if not provisioning_enabled():
+        raise ProvisioningDisabled(
+            "Provisioning is paused by the operators; no new instances can be created now."
+        )
+    with transaction.atomic():
+        account = _account_locked(instance.account)
+        locked = (
+            Instance.objects.select_for_update().select_related("instance_type", "region").get(pk=instance.pk)
+        )
+        if locked.status != Instance.Status.FAILED or locked.deleted_at is not None:
+            raise InvalidRequest(f"Instance {locked.pk} is {locked.status}: only a failed create is retried.")
+        plan = locked.instance_type
+        _plan_visible_check(account=account, actor=actor, plan=plan)
+        _limits_check(account=account, plan=plan, new_instance=True, gpus_more=plan.gpus)
+        locked.status, locked.status_reason = Instance.Status.PROVISIONING, ""
+        locked.save(update_fields=["status", "status_reason", "updated"])
+        retry = _claim_and_start_create(instance=locked, actor=actor, origin=origin)
+        audit_record(
+            actor=actor,
+            origin=retry.origin,
+            action="instance.create",
+            target=locked,
+            detail=f"retry of job {job.pk}: {plan.id} in {locked.region_id} (job {retry.pk})",
+        )
+    return retry
