@@ -79,9 +79,46 @@ def browser(monkeypatch):
 
 
 @pytest.fixture
-def screenshot_dir(tmp_path) -> Path:
-    """Where screenshots go: GPUADMIN_SCREENSHOT_DIR to keep them, a pytest temp directory otherwise."""
+def screenshot_dir() -> Path:
+    """Where screenshots go: GPUADMIN_SCREENSHOT_DIR, or var/screenshots/ in the checkout (not committed)."""
     kept = os.environ.get("GPUADMIN_SCREENSHOT_DIR")
-    path = Path(kept) if kept else tmp_path
+    path = Path(kept) if kept else Path(__file__).resolve().parents[2] / "var" / "screenshots"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def at_1280x800(browser) -> None:
+    """The page's viewport is 1280 x 800 CSS pixels, whatever the window around it."""
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False},
+    )
+
+
+def horizontal_overflow(browser) -> int:
+    """How many CSS pixels the page is wider than its viewport (0: no horizontal scrolling)."""
+    return browser.execute_script(
+        "const e = document.documentElement; return Math.max(0, e.scrollWidth - e.clientWidth);"
+    )
+
+
+def wait_for(browser, condition, seconds: float = 20):
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # A page that redraws part of itself (select2's results, the live panel) may replace an element
+    # between finding it and using it: the condition is asked again rather than failing on that.
+    return WebDriverWait(browser, seconds, ignored_exceptions=(StaleElementReferenceException,)).until(
+        condition
+    )
+
+
+def sign_in(browser, live_server, user, next_url: str = "/admin/") -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+
+    browser.get(f"{live_server.url}/admin/login/?next={next_url}")
+    browser.find_element(By.NAME, "username").send_keys(user.username)
+    browser.find_element(By.NAME, "password").send_keys(f"pw-{user.username}")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    wait_for(browser, seen.presence_of_element_located((By.ID, "user-tools")))

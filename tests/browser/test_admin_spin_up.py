@@ -8,18 +8,11 @@ from django.urls import reverse
 
 from inventory.models import Host
 from provisioning.models import Instance, Job
+from tests.browser.conftest import wait_for
 from tests.builders import make_user
 from tests.gpuadmin.conftest import build_fleet
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.django_db(transaction=True)]
-
-WAIT_SECONDS = 20
-
-
-def wait_for(browser, condition):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(browser, WAIT_SECONDS).until(condition)
 
 
 def test_sign_in_read_the_dashboard_and_spin_up_a_gpu_linode(live_server, browser, screenshot_dir):
@@ -44,15 +37,22 @@ def test_sign_in_read_the_dashboard_and_spin_up_a_gpu_linode(live_server, browse
 
     browser.find_element(By.ID, "spin-up-gpu-linode").click()
     wait_for(browser, seen.presence_of_element_located((By.ID, "spin-up-form")))
-    # The account is an admin autocomplete (select2): type, then pick the match.
+    # The account is an admin autocomplete (select2): type, then pick the match. select2 redraws its
+    # results as the search answers ("Searching…", then the matches), so the option found may be replaced
+    # before the click lands: find and click it as one step, asked again until the choice took.
     browser.find_element(By.CSS_SELECTOR, ".field-account .select2-selection").click()
     browser.find_element(By.CSS_SELECTOR, ".select2-search__field").send_keys("Render")
-    wait_for(
-        browser,
-        seen.element_to_be_clickable(
-            (By.XPATH, "//li[contains(@class, 'select2-results__option')][.='Render Farm']")
-        ),
-    ).click()
+    option = (By.XPATH, "//li[contains(@class, 'select2-results__option')][.='Render Farm']")
+
+    def picked(driver) -> bool:
+        if driver.find_element(By.NAME, "account").get_attribute("value") == str(fleet.customer.pk):
+            return True
+        matches = [o for o in driver.find_elements(*option) if o.is_displayed()]
+        if matches:
+            matches[0].click()
+        return False
+
+    wait_for(browser, picked)
     Select(browser.find_element(By.NAME, "plan")).select_by_value("g1-gpu-rtx6000-2")
     Select(browser.find_element(By.NAME, "region")).select_by_value("us-east")
     Select(browser.find_element(By.NAME, "image")).select_by_value("linode/ubuntu22.04")
