@@ -45,6 +45,18 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_limit(name: str, default: int | None) -> int | None:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    if value.strip().lower() == "none":
+        return None
+    limit = env_int(name, 0)
+    if limit < 0:
+        raise ImproperlyConfigured(f"{name} must be a whole number of at least 0 or 'none', got {value!r}")
+    return limit
+
+
 DEBUG = env_bool("GPUADMIN_DEBUG", False)
 
 SECRET_KEY = os.environ.get("GPUADMIN_SECRET_KEY", "")
@@ -245,18 +257,6 @@ GPUADMIN_ACCOUNT_BILLING = "billing.selectors.account_billing"
 # many instances an account's live instances may hold at once, per account kind, unless staff set the
 # account's own on its page. None (or an empty/"none" variable): no limit. Employee teams and internal
 # accounts test and run at fleet scale (the load test and benchmarks use employee accounts).
-def env_limit(name: str, default: int | None) -> int | None:
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    if value.strip().lower() == "none":
-        return None
-    limit = env_int(name, 0)
-    if limit < 0:
-        raise ImproperlyConfigured(f"{name} must be a whole number of at least 0 or 'none', got {value!r}")
-    return limit
-
-
 GPUADMIN_ACCOUNT_LIMITS = {
     "customer": {
         "gpus": env_limit("GPUADMIN_CUSTOMER_GPU_LIMIT", 8),

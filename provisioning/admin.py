@@ -108,12 +108,15 @@ class InstanceAdmin(admin.ModelAdmin):
 
     def allowed_actions(self, request, live: dict) -> list[str]:
         """The instance's actions now (instance_live) that this staff member may take."""
-        permitted = {
-            "delete": self.has_destroy_permission(request),
-            "boot": self.has_change_permission(request),
-        }
-        change = permitted["boot"]
-        return [a for a in live["actions"] if permitted.get(a, change)]
+        return [a for a in live["actions"] if self.may(request, a)]
+
+    def may(self, request, action: str) -> bool:
+        """Delete needs provisioning.delete_instance; every other button the change permission."""
+        return (
+            self.has_destroy_permission(request)
+            if action == "delete"
+            else self.has_change_permission(request)
+        )
 
     def live_view(self, request, instance_id: int):
         if not self.has_view_permission(request):
@@ -126,8 +129,7 @@ class InstanceAdmin(admin.ModelAdmin):
     def act_view(self, request, instance_id: int, action: str):
         instance = get_object_or_404(Instance.objects.select_related("instance_type"), pk=instance_id)
         page = reverse("admin:provisioning_instance_change", args=[instance.pk])
-        allowed = {"delete": self.has_destroy_permission(request)}
-        if not allowed.get(action, self.has_change_permission(request)):
+        if not self.may(request, action):
             raise PermissionDenied
         if action not in ("boot", "shutdown", "reboot", "resize", "delete", "retry"):
             raise Http404

@@ -90,3 +90,18 @@ def test_migration_check_needs_no_secret_key_but_serving_commands_do():
     refused = run_manage("check")
     assert refused.returncode != 0
     assert "GPUADMIN_SECRET_KEY is required" in refused.stderr
+
+
+def test_account_limit_variables_take_a_number_or_none_and_refuse_the_rest(monkeypatch):
+    import pytest
+    from django.core.exceptions import ImproperlyConfigured
+
+    from gpuadmin.settings import env_limit
+
+    for value, expected in [("", 8), ("12", 12), ("0", 0), ("none", None), ("None", None)]:
+        monkeypatch.setenv("GPUADMIN_CUSTOMER_GPU_LIMIT", value)
+        assert env_limit("GPUADMIN_CUSTOMER_GPU_LIMIT", 8) == expected, value
+    for value in ("-1", "eight"):
+        monkeypatch.setenv("GPUADMIN_CUSTOMER_GPU_LIMIT", value)
+        with pytest.raises(ImproperlyConfigured, match="GPUADMIN_CUSTOMER_GPU_LIMIT"):
+            env_limit("GPUADMIN_CUSTOMER_GPU_LIMIT", 8)
