@@ -6,6 +6,7 @@ from waffle.admin import FlagAdmin as WaffleFlagAdmin
 from accounts.models import Account
 from accounts.services import account_limits_set
 from billing.admin import AccountAdmin as BillingAccountAdmin
+from gpuadmin.display import minute
 from gpuadmin.models import Flag
 from gpuadmin.selectors import account_overview
 from gpuadmin.spin_up import can_spin_up
@@ -28,8 +29,12 @@ class FlagAdmin(WaffleFlagAdmin):
         "superusers",
         "staff",
         "authenticated",
-        "modified",
+        "modified_at",
     ]
+
+    @admin.display(description="Modified (UTC)", ordering="modified")
+    def modified_at(self, obj: Flag) -> str:
+        return minute(obj.modified)
 
 
 # The account page composes what the other apps know about an account: accounts' fields and members,

@@ -102,6 +102,15 @@ def horizontal_overflow(browser) -> int:
     )
 
 
+def list_overflow(browser) -> int:
+    """How many CSS pixels a change list's table is wider than the box around it: the admin scrolls the
+    table inside that box, so columns can be out of sight while the page itself fits."""
+    return browser.execute_script(
+        "const r = document.querySelector('#changelist .results');"
+        "return r ? Math.max(0, r.scrollWidth - r.clientWidth) : 0;"
+    )
+
+
 def wait_for(browser, condition, seconds: float = 20):
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait

@@ -12,7 +12,7 @@ from gpuadmin.roles import SUPPORT, roles_ensure
 from provisioning.models import Instance, Job
 from provisioning.services import instance_create
 from provisioning.workflows import job_run
-from tests.browser.conftest import at_1280x800, horizontal_overflow, sign_in, wait_for
+from tests.browser.conftest import at_1280x800, horizontal_overflow, list_overflow, sign_in, wait_for
 from tests.builders import make_user
 from tests.gpuadmin.conftest import build_fleet
 
@@ -60,6 +60,17 @@ def test_the_console_pages_fit_1280_px(live_server, browser, screenshot_dir):
         "job_list": reverse("admin:provisioning_job_changelist"),
         "instance": reverse("admin:provisioning_instance_change", args=[instances[1].pk]),
         "spin_up_form": reverse("admin:spin_up") + f"?plan={fleet.plans[1].pk}",
+        # and every other list staff work from
+        "instance_list": reverse("admin:provisioning_instance_changelist"),
+        "allocation_list": reverse("admin:provisioning_allocation_changelist"),
+        "host_list": reverse("admin:inventory_host_changelist"),
+        "host_page": reverse("admin:inventory_host_change", args=[fleet.hosts[0].pk]),
+        "account_list": reverse("admin:accounts_account_changelist"),
+        "account_page": reverse("admin:accounts_account_change", args=[fleet.customer.pk]),
+        "audit_log": reverse("admin:accounts_auditrecord_changelist"),
+        "flag_list": reverse("admin:gpuadmin_flag_changelist"),
+        "invoice_list": reverse("admin:billing_invoice_changelist"),
+        "capacity": reverse("admin:capacity") + "?region=us-east",
     }
     overflow = {}
     for name, url in pages.items():
@@ -67,8 +78,8 @@ def test_the_console_pages_fit_1280_px(live_server, browser, screenshot_dir):
         wait_for(browser, lambda d: d.execute_script("return document.readyState") == "complete")
         assert browser.execute_script("return window.innerWidth") == 1280
         browser.save_screenshot(str(screenshot_dir / f"console_{name}_1280.png"))
-        overflow[name] = horizontal_overflow(browser)
-    assert overflow == dict.fromkeys(pages, 0)
+        overflow[name] = (horizontal_overflow(browser), list_overflow(browser))
+    assert overflow == dict.fromkeys(pages, (0, 0))
 
 
 def test_the_instance_page_follows_its_job_to_running_without_a_reload(
