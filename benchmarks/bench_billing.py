@@ -41,7 +41,7 @@ def _setup_django(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     # Production settings: with debug on Django keeps every query's text for the whole run.
     os.environ["GPUADMIN_DEBUG"] = "0"
-    os.environ.setdefault("GPUADMIN_SECRET_KEY", "bench-only-secret-key-not-for-production")
+    os.environ.setdefault("GPUADMIN_SECRET_KEY", "bench-only-secret-key-not-for-production-0123456789abcdef")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpuadmin.settings")
     import django
 

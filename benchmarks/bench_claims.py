@@ -61,7 +61,7 @@ def _setup_django(url: str) -> None:
     # Production settings: with debug on Django logs and formats every query, which costs the claim
     # CPU and caps CaptureQueriesContext at 9,000 queries.
     os.environ["GPUADMIN_DEBUG"] = "0"
-    os.environ.setdefault("GPUADMIN_SECRET_KEY", "bench-only-secret-key-not-for-production")
+    os.environ.setdefault("GPUADMIN_SECRET_KEY", "bench-only-secret-key-not-for-production-0123456789abcdef")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpuadmin.settings")
     import django
 

@@ -130,7 +130,7 @@ def main() -> None:
         env.update(
             DJANGO_SETTINGS_MODULE="gpuadmin.settings",
             DATABASE_URL=fresh_database(f"gpuadmin_bench_provisioning_{broker}"),
-            GPUADMIN_SECRET_KEY="benchmark-only-secret-key",
+            GPUADMIN_SECRET_KEY="benchmark-only-secret-key-not-for-production-0123456789",
             GPUADMIN_Q_NAME=f"bench-{broker}-{os.getpid()}",
             GPUADMIN_JOB_BACKOFF_SECONDS="0.2",
             GPUADMIN_LOG_LEVEL="WARNING",

@@ -28,7 +28,9 @@ ROOT_PASS = "Bench-Passw0rd!"
 def _setup(hosts: int) -> str:
     os.environ["DATABASE_URL"] = fresh_database(DATABASE)
     os.environ["GPUADMIN_DEBUG"] = "0"
-    os.environ.setdefault("GPUADMIN_SECRET_KEY", "profile-only-secret-key-not-for-production")
+    os.environ.setdefault(
+        "GPUADMIN_SECRET_KEY", "profile-only-secret-key-not-for-production-0123456789abcdef"
+    )
     os.environ["GPUADMIN_ALLOWED_HOSTS"] = "testserver"
     os.environ["GPUADMIN_API_RATE_REQUESTS"] = os.environ["GPUADMIN_API_RATE_CREATES"] = str(10**9)
     os.environ["GPUADMIN_LOG_LEVEL"] = "ERROR"

@@ -6,6 +6,7 @@ debug is off. `.env.example` lists them all.
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -59,6 +60,26 @@ def env_limit(name: str, default: int | None) -> int | None:
 
 DEBUG = env_bool("GPUADMIN_DEBUG", False)
 
+# What a production key must be: Django's own deploy check (security.W009) in the same figures, and
+# never a placeholder copied from .env.example or the docs.
+SECRET_KEY_MIN_LENGTH = 50
+SECRET_KEY_MIN_UNIQUE_CHARACTERS = 5
+SECRET_KEY_PLACEHOLDERS = ("change-me", "changeme", "change_me")
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why `key` cannot sign a production deployment's sessions and tokens, or None."""
+    if any(placeholder in key.lower() for placeholder in SECRET_KEY_PLACEHOLDERS):
+        return "is a placeholder"
+    if key.startswith("django-insecure-"):  # what startproject writes for development
+        return "is a development key (django-insecure-...)"
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        return f"is {len(key)} characters long; it needs at least {SECRET_KEY_MIN_LENGTH}"
+    if len(set(key)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS:
+        return f"has fewer than {SECRET_KEY_MIN_UNIQUE_CHARACTERS} different characters"
+    return None
+
+
 SECRET_KEY = os.environ.get("GPUADMIN_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
@@ -67,6 +88,11 @@ if not SECRET_KEY:
             "Set it to a long random string, or set GPUADMIN_DEBUG=1 for development."
         )
     SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"  # noqa: S105 - debug only
+elif not DEBUG and (_problem := secret_key_problem(SECRET_KEY)):
+    raise ImproperlyConfigured(
+        f"GPUADMIN_SECRET_KEY {_problem}. Generate one with "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'."
+    )
 
 ALLOWED_HOSTS = env_list("GPUADMIN_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("GPUADMIN_CSRF_TRUSTED_ORIGINS", [])
@@ -339,12 +365,39 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("GPUADMIN_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_bool("GPUADMIN_SECURE_COOKIES", True)
 
+
 # https: redirect plain http (not /healthz and /metrics: load balancers and Prometheus ask over the
 # inside network) and tell browsers to come back only over https. Behind a TLS-terminating proxy,
 # gunicorn marks a request secure from the proxy's X-Forwarded-Proto when the proxy's address is in
-# GPUADMIN_FORWARDED_ALLOW_IPS (gunicorn.conf.py), so no header setting is needed here.
-SECURE_SSL_REDIRECT = env_bool("GPUADMIN_SSL_REDIRECT", False)
+# GPUADMIN_FORWARDED_ALLOW_IPS (gunicorn.conf.py); GPUADMIN_SECURE_PROXY_SSL_HEADER is for a proxy
+# whose address is not known, and only safe when every request comes through it (docs/operations.md).
+# The names before GPUADMIN_SECURE_* (GPUADMIN_SSL_REDIRECT, GPUADMIN_HSTS_*) are still read.
+def env_secure(name: str, old_name: str) -> str:
+    """The variable `name`, or else its former name, so an environment file from before keeps working."""
+    value = os.environ.get(name)
+    return old_name if value is None or value == "" else name
+
+
+SECURE_SSL_REDIRECT = env_bool(env_secure("GPUADMIN_SECURE_SSL_REDIRECT", "GPUADMIN_SSL_REDIRECT"), False)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
-SECURE_HSTS_SECONDS = env_int("GPUADMIN_HSTS_SECONDS", 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("GPUADMIN_HSTS_INCLUDE_SUBDOMAINS", False)
-SECURE_HSTS_PRELOAD = env_bool("GPUADMIN_HSTS_PRELOAD", False)
+SECURE_HSTS_SECONDS = env_int(env_secure("GPUADMIN_SECURE_HSTS_SECONDS", "GPUADMIN_HSTS_SECONDS"), 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool(
+    env_secure("GPUADMIN_SECURE_HSTS_INCLUDE_SUBDOMAINS", "GPUADMIN_HSTS_INCLUDE_SUBDOMAINS"), False
+)
+SECURE_HSTS_PRELOAD = env_bool(env_secure("GPUADMIN_SECURE_HSTS_PRELOAD", "GPUADMIN_HSTS_PRELOAD"), False)
+
+
+def env_proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """`X-Forwarded-Proto: https` (the header the proxy sets and the value that means https) as Django's
+    SECURE_PROXY_SSL_HEADER pair; empty means none."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    header, colon, expected = value.partition(":")
+    header, expected = header.strip(), expected.strip()
+    if not colon or not re.fullmatch(r"[A-Za-z0-9-]+", header) or not expected:
+        raise ImproperlyConfigured(f"{name} must look like 'X-Forwarded-Proto: https', got {value!r}")
+    return "HTTP_" + header.upper().replace("-", "_"), expected
+
+
+SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("GPUADMIN_SECURE_PROXY_SSL_HEADER")

@@ -2,7 +2,7 @@
 
 import os
 
-os.environ.setdefault("GPUADMIN_SECRET_KEY", "tests-only-secret-key-not-for-production")
+os.environ.setdefault("GPUADMIN_SECRET_KEY", "tests-only-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("GPUADMIN_DEBUG", "0")
 
 from gpuadmin.settings import *  # noqa: E402,F403

@@ -41,6 +41,33 @@ def test_the_production_environment_passes_every_deploy_check():
 
 
 def test_the_check_would_say_so_if_https_were_left_off():
-    result = check_deploy(GPUADMIN_SECRET_KEY=secrets.token_urlsafe(50), GPUADMIN_SSL_REDIRECT="0")
+    result = check_deploy(GPUADMIN_SECRET_KEY=secrets.token_urlsafe(50), GPUADMIN_SECURE_SSL_REDIRECT="0")
     assert result.returncode != 0
     assert "security.W008" in result.stdout + result.stderr
+
+
+def test_the_https_settings_are_read_by_their_secure_names():
+    names = set(env_example())
+    assert {
+        "GPUADMIN_SECURE_SSL_REDIRECT",
+        "GPUADMIN_SECURE_HSTS_SECONDS",
+        "GPUADMIN_SECURE_PROXY_SSL_HEADER",
+    } <= names
+    assert not {"GPUADMIN_SSL_REDIRECT", "GPUADMIN_HSTS_SECONDS"} & names
+    result = check_deploy(GPUADMIN_SECRET_KEY=secrets.token_urlsafe(50), GPUADMIN_SECURE_HSTS_SECONDS="0")
+    assert "security.W004" in result.stdout + result.stderr  # no HSTS: the variable is the one read
+
+
+def test_a_proxy_trusted_by_its_header_is_still_clean():
+    """docs/operations.md: a proxy whose address is not fixed, trusted by X-Forwarded-Proto."""
+    result = check_deploy(
+        GPUADMIN_SECRET_KEY=secrets.token_urlsafe(50),
+        GPUADMIN_SECURE_PROXY_SSL_HEADER="X-Forwarded-Proto: https",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_example_key_itself_is_refused():
+    result = check_deploy()  # .env.example copied without generating a key
+    assert result.returncode != 0
+    assert "GPUADMIN_SECRET_KEY is a placeholder" in result.stderr

@@ -168,7 +168,7 @@ def test_a_database_on_a_closed_port_is_503(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPUADMIN_") and k != "DATABASE_URL"}
     env.update(
         DJANGO_SETTINGS_MODULE="gpuadmin.settings",
-        GPUADMIN_SECRET_KEY="k" * 50,
+        GPUADMIN_SECRET_KEY="health-test-" + "k" * 50,
         GPUADMIN_ALLOWED_HOSTS="localhost",
         DATABASE_URL=f"postgres://gpuadmin@127.0.0.1:{closed_port()}/gpuadmin",
         GPUADMIN_VAR_DIR=str(tmp_path),
