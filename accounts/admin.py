@@ -62,9 +62,9 @@ class AuditRecordAdmin(admin.ModelAdmin):
 class ApiTokenAdmin(admin.ModelAdmin):
     """Issued by `manage.py create_api_token` (the secret is shown once); revoked here."""
 
-    list_display = ["prefix", "label", "user", "scopes", "created", "expiry", "last_used"]
-    search_fields = ["label", "prefix", "user__username"]
-    readonly_fields = ["user", "label", "prefix", "scopes", "created", "expiry", "last_used"]
+    list_display = ["id", "label", "user", "scopes", "created", "expiry", "last_used"]
+    search_fields = ["label", "user__username"]
+    readonly_fields = ["user", "label", "scopes", "created", "expiry", "last_used"]
     exclude = ["token_hash"]
 
     def has_add_permission(self, request):

@@ -122,7 +122,8 @@ class AuditRecord(models.Model):
 
 
 class ApiToken(models.Model):
-    """A personal access token. Only the SHA-256 of the secret is kept: the secret is shown once.
+    """A personal access token. Only the SHA-256 of the secret is kept: the secret is shown once, and no
+    part of it (no "first 8 characters") is stored, logged or audited; a token is known by id and label.
 
     A plain hash is enough (no salt, no slow KDF) because the secret is 256 random bits, not a password.
     """
@@ -130,9 +131,6 @@ class ApiToken(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     label = models.CharField(max_length=100, blank=True)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    prefix = models.CharField(
-        max_length=16, editable=False, help_text="The first characters of the token, to recognise it."
-    )
     scopes = models.CharField(max_length=512, default="*", help_text="'*' or pairs like linodes:read_write.")
     created = models.DateTimeField(auto_now_add=True)
     expiry = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
@@ -149,4 +147,5 @@ class ApiToken(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.label or 'token'} {self.prefix}… of {self.user}"
+        # By id and label: no part of the secret is kept anywhere, not even its first characters.
+        return f"{self.label or 'token'} #{self.pk} of {self.user}"

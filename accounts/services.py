@@ -138,7 +138,6 @@ def api_token_create(
             user=user,
             label=label,
             token_hash=hash_secret(secret),
-            prefix=secret[:8],
             scopes=str(parsed),
             expiry=timezone.now() + timedelta(days=expiry_days) if expiry_days is not None else None,
         )

@@ -153,6 +153,10 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "gpuadmin.wsgi.application"
 
+# Messages live in the session (the database), never in a cookie: the spin-up's one-time root password
+# is a message, and a messages cookie is signed, not encrypted (base64 and zlib away from plain text).
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
 _default_sqlite = f"sqlite:///{VAR_DIR / 'gpuadmin.sqlite3'}"
 if not os.environ.get("DATABASE_URL"):
     VAR_DIR.mkdir(parents=True, exist_ok=True)

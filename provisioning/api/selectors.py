@@ -33,10 +33,18 @@ def events_of(*, account: Account | None) -> QuerySet[Job]:
         default=F("status"),
         output_field=CharField(),
     )
+    # Linode's `username` names a user of the account; a staff member's or the system's action (a
+    # spin-up, a reconcile, a retry from the admin) shows null, as Linode's own system events do, so a
+    # customer never learns a staff login.
+    event_username = Case(
+        When(actor__membership__account=F("account"), then=F("actor__username")),
+        default=Value(None),
+        output_field=CharField(),
+    )
     return (
         Job.objects.filter(account=account)
-        .select_related("instance", "actor")
-        .annotate(event_status=event_status)
+        .select_related("instance")
+        .annotate(event_status=event_status, event_username=event_username)
     )
 
 

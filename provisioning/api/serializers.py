@@ -198,4 +198,4 @@ class EventSerializer(serializers.Serializer):
         return None
 
     def get_username(self, job) -> str | None:
-        return job.actor.username if job.actor_id else None
+        return job.event_username  # selectors.events_of: only users of the job's own account

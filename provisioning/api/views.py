@@ -43,7 +43,7 @@ EVENT_FILTERS = {
     "entity.id": f.integer("instance_id"),
     "entity.label": f.text("instance__label"),
     "entity.type": f.constant("linode"),
-    "username": f.text("actor__username"),
+    "username": f.text("event_username"),
     "seen": f.constant(False, parse=f.boolean_value),
     "read": f.constant(False, parse=f.boolean_value),
 }
