@@ -34,6 +34,12 @@ class LabelTaken(InvalidRequest):
     field = "label"
 
 
+class AccountSuspended(ProvisioningError):
+    """The account is suspended (Account.active off): nothing new is created for it, whoever asks."""
+
+    field = "account"
+
+
 class NoCapacity(ProvisioningError):
     """Nothing fits now. `detail` says which resource is scarce, for the person who asked."""
 

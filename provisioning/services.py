@@ -25,6 +25,7 @@ from provisioning.claims import allocation_claim, capacity_explanation
 from provisioning.cloudinit import authorized_keys_of, user_data
 from provisioning.exceptions import (
     AccountLimitReached,
+    AccountSuspended,
     InstanceBusy,
     InvalidRequest,
     LabelTaken,
@@ -210,6 +211,8 @@ def instance_create_problems(
             return False
         return True
 
+    if not account.active:
+        problems.append(AccountSuspended(f"The account {account} is suspended; it cannot own a new Linode."))
     if not provisioning_enabled():
         problems.append(
             ProvisioningDisabled(

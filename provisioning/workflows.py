@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from accounts.flags import provisioning_enabled
+from accounts.models import Account
 from hypervisor.errors import HypervisorError, TransientHypervisorError
 from hypervisor.lifecycle import Outcome
 from inventory.models import Host, InstanceType
@@ -40,6 +41,8 @@ from telemetry.context import log_context
 logger = logging.getLogger(__name__)
 
 Step = tuple[str, int, Callable[[], object]]
+
+ACCOUNT_SUSPENDED_REASON = "the account is suspended"
 
 
 class JobFailed(Exception):
@@ -222,6 +225,10 @@ def _create(job: Job) -> None:
             job, instance, "its allocation was released before the domain was built", Instance.Status.FAILED
         )
     driver = driver_for(allocation.host)
+    if not Account.objects.filter(pk=instance.account_id, active=True).exists():
+        # Suspended while the create waited in the queue: build nothing, give back what it holds.
+        _roll_back_create(job, instance, driver, ACCOUNT_SUSPENDED_REASON)
+        raise JobFailed(ACCOUNT_SUSPENDED_REASON)
     try:
         _run_steps(job, _bring_up_steps(driver, instance, allocation, start=instance.booted))
     except JobFailed as exc:

@@ -20,8 +20,10 @@ from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from gpuadmin.api.authentication import ACCOUNT_SUSPENDED
 from provisioning.exceptions import (
     AccountLimitReached,
+    AccountSuspended,
     InstanceBusy,
     InvalidRequest,
     LabelTaken,
@@ -99,6 +101,8 @@ def provisioning_error(exc: ProvisioningError) -> tuple[int, list[dict], dict]:
         return status.HTTP_400_BAD_REQUEST, [error(exc.message, exc.field)], {}
     if isinstance(exc, AccountLimitReached):
         return status.HTTP_403_FORBIDDEN, [error(exc.message)], {}
+    if isinstance(exc, AccountSuspended):
+        return status.HTTP_403_FORBIDDEN, [error(ACCOUNT_SUSPENDED)], {}
     if isinstance(exc, NoCapacity):
         return status.HTTP_403_FORBIDDEN, [error(f"{NO_CAPACITY} {exc.detail}".strip(), "region")], {}
     if isinstance(exc, ProvisioningDisabled):
