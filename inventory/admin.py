@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import Count, Q
@@ -19,7 +20,16 @@ from inventory.selectors import (
     host_topology,
     topology_accounts,
 )
-from inventory.services import gpu_mark_cleaned, gpu_mark_faulty, gpu_return_to_service, host_set_state
+from inventory.services import (
+    HOST_PLACEMENT_FIELDS,
+    gpu_mark_cleaned,
+    gpu_mark_faulty,
+    gpu_retire,
+    gpu_return_to_service,
+    host_change,
+    host_change_problem,
+    host_set_state,
+)
 from inventory.sync import HostSyncError, host_sync
 
 
@@ -130,6 +140,42 @@ class HostAdmin(admin.ModelAdmin):
     ]
     inlines = [NumaNodeInline, GpuDeviceInline]
     actions = ["sync_from_libvirt", "enable_hosts", "drain_hosts", "maintenance_hosts", "disable_hosts"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A host's name is its identity in discovery, the logs and the metrics: set once, at enrollment.
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "hostname"] if obj is not None else fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None:
+            return form
+
+        class HostChangeForm(form):
+            """Region, kind, URI, profile and pool change through host_change: refused while the host
+            holds allocations, said on the form before anything is saved."""
+
+            def clean(self):
+                cleaned = super().clean()
+                changes = {
+                    n: cleaned[n] for n in HOST_PLACEMENT_FIELDS if n in cleaned and n in self.changed_data
+                }
+                problem = host_change_problem(host=Host.objects.get(pk=self.instance.pk), changes=changes)
+                if problem:
+                    raise forms.ValidationError(problem)
+                return cleaned
+
+        return HostChangeForm
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            return super().save_model(request, obj, form, change)
+        changes = {n: form.cleaned_data[n] for n in HOST_PLACEMENT_FIELDS if n in form.changed_data}
+        try:
+            host_change(host=obj, actor=request.user, **changes)
+        except InventoryError as exc:  # lost a race with a claim since the form was checked
+            self.message_user(request, exc.message, messages.ERROR)
+        return None
 
     @admin.display(description="Topology")
     def topology(self, obj: Host) -> str:
@@ -282,21 +328,40 @@ class GpuDeviceAdmin(admin.ModelAdmin):
     list_filter = [CustomerStateFilter, "model", "host__region", HostStateFilter]
     search_fields = ["host__hostname", "pci_address"]
     list_select_related = ["host", "model", "numa_node"]
-    # State changes go through the actions below, which keep the NUMA counters exact and write the audit row.
-    readonly_fields = ["missing_since", "state", "state_reason", "holder_now", "holder_history"]
+    # Every field is discovery's (a host sync) or the actions' below, which keep the NUMA counters exact,
+    # bump the host's generation and write the audit row: the change form only shows them.
+    readonly_fields = [
+        "host",
+        "pci_address",
+        "model",
+        "numa_node",
+        "iommu_group",
+        "companion_functions",
+        "foreign_functions",
+        "missing_since",
+        "state",
+        "state_reason",
+        "holder_now",
+        "holder_history",
+    ]
     fieldsets = [
         (None, {"fields": ["host", "pci_address", "model", "numa_node", "iommu_group"]}),
         ("State", {"fields": ["state", "state_reason", "missing_since", "holder_now"]}),
         ("Who held it", {"fields": ["holder_history"]}),
         ("Functions", {"classes": ["collapse"], "fields": ["companion_functions", "foreign_functions"]}),
     ]
-    actions = ["mark_faulty", "return_to_service", "mark_cleaned"]
+    actions = ["mark_faulty", "return_to_service", "mark_cleaned", "retire_gpus"]
 
     def get_queryset(self, request):
         return gpus_with_holders(super().get_queryset(request))
 
     # Cards come from discovery (a host sync), never from a form.
     def has_add_permission(self, request):
+        return False
+
+    # Nor do they leave by a delete, which would skip the counters and lose the holder history: a card
+    # that is pulled is retired (the action below) or found missing by a sync.
+    def has_delete_permission(self, request, obj=None):
         return False
 
     @admin.display(description="Host", ordering="host__hostname")
@@ -411,6 +476,32 @@ class GpuDeviceAdmin(admin.ModelAdmin):
                 self.message_user(request, exc.message, messages.ERROR)
             else:
                 self.message_user(request, f"{gpu}: cleaned, available.", messages.SUCCESS)
+        return None
+
+    @admin.action(
+        description="Retire selected GPUs (out of the fleet for good; asks why)", permissions=["change"]
+    )
+    def retire_gpus(self, request, queryset):
+        if not confirmed(request):
+            return action_confirmation(
+                self,
+                request,
+                queryset.select_related("host").order_by("host__hostname", "pci_address"),
+                action="retire_gpus",
+                title="Retire GPUs",
+                question="Take these cards out of the fleet for good? They are never sold again; their "
+                "history stays. A card an instance holds is refused.",
+                button="Yes, retire them",
+                ask_reason=True,
+            )
+        reason = request.POST.get("reason", "")
+        for gpu in queryset.select_related("host").order_by("host__hostname", "pci_address"):
+            try:
+                gpu_retire(gpu=gpu, reason=reason, actor=request.user)
+            except InventoryError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(request, f"{gpu}: retired ({reason.strip()}).", messages.SUCCESS)
         return None
 
 

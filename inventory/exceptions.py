@@ -15,3 +15,7 @@ class GpuBusy(InventoryError):
 
 class InvalidStateChange(InventoryError):
     """The host or card cannot go to that state from where it is (or a required reason is missing)."""
+
+
+class HostBusy(InventoryError):
+    """The host holds active allocations, so where and how it is driven cannot change under them."""

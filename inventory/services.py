@@ -11,7 +11,7 @@ from accounts.services import audit_record
 from hypervisor.connection import is_test_driver
 from hypervisor.description import HostDescription
 from inventory.counters import gpu_set_state, numa_counters_recount
-from inventory.exceptions import GpuBusy, InvalidStateChange
+from inventory.exceptions import GpuBusy, HostBusy, InvalidStateChange
 from inventory.models import CapacitySample, GpuDevice, GpuModel, Host, HostCpu, NumaNode, Region
 from inventory.selectors import region_capacity
 
@@ -145,6 +145,74 @@ def host_set_state(*, host: Host, state: str, actor: AbstractBaseUser | None, re
     return host
 
 
+# What a host's guests depend on: where it is sold (region, kind), how it is reached (URI), what it is
+# (profile) and where its volumes live (pool). They change only while no allocation is held there.
+HOST_PLACEMENT_FIELDS = ("region", "kind", "libvirt_uri", "profile", "storage_pool")
+
+
+def host_active_allocations(*, host: Host) -> int:
+    return host.allocations.filter(released_at__isnull=True).count()
+
+
+def host_change_problem(*, host: Host, changes: dict) -> str | None:
+    """Why `host_change` would refuse these changes now, or None (for a form to show before saving)."""
+    changed = sorted(name for name, value in changes.items() if _differs(host, name, value))
+    if not changed:
+        return None
+    if "libvirt_uri" in changed and is_test_driver(changes["libvirt_uri"]) != is_test_driver(
+        host.libvirt_uri
+    ):
+        return (
+            f"{host} would move between libvirt's test driver and a real one: enroll it again instead "
+            "(manage.py enroll_host), so its cards are reset as a real host's are."
+        )
+    held = host_active_allocations(host=host)
+    if held:
+        return (
+            f"{host} holds {held} active allocation(s): its {', '.join(changed)} cannot change under them. "
+            "Drain it and move or delete its instances first."
+        )
+    return None
+
+
+def _differs(host: Host, name: str, value) -> bool:
+    current = host.region_id if name == "region" else getattr(host, name)
+    wanted = value.pk if name == "region" and isinstance(value, Region) else value
+    return current != wanted
+
+
+def host_change(*, host: Host, actor: AbstractBaseUser | None, **changes) -> Host:
+    """Change a host's region, kind, libvirt URI, profile or storage pool. Refused while it holds any
+    allocation (HostBusy); bumps the generation and recounts its nodes, so a claim that read the host
+    before sees it changed."""
+    unknown = set(changes) - set(HOST_PLACEMENT_FIELDS)
+    if unknown:
+        raise InvalidStateChange(f"host_change cannot change {', '.join(sorted(unknown))}.")
+    with transaction.atomic():
+        host = Host.objects.select_for_update().get(pk=host.pk)  # as claims lock it: none lands meanwhile
+        changed = {name: value for name, value in changes.items() if _differs(host, name, value)}
+        if not changed:
+            return host
+        problem = host_change_problem(host=host, changes=changed)
+        if problem:
+            raise HostBusy(problem)
+        before = {name: str(getattr(host, name)) for name in changed}
+        for name, value in changed.items():
+            setattr(host, name, value)
+        host.full_clean()
+        host.save(update_fields=list(changed))
+        Host.objects.filter(pk=host.pk).update(generation=F("generation") + 1)
+        numa_counters_recount(host=host)
+        host.refresh_from_db()
+        audit_record(
+            actor=actor,
+            action="host.change",
+            target=host,
+            detail="; ".join(f"{name} {before[name]} -> {getattr(host, name)}" for name in sorted(changed)),
+        )
+    return host
+
+
 def host_record_libvirt_error(*, host_id: int, error: str) -> None:
     """Count a libvirt error on a host. One UPDATE, no lock: an error path must not wait on a claim's lock
     for a statistic, and losing a count to a database that is down too is better than a second error."""
@@ -186,6 +254,30 @@ def gpu_mark_faulty(*, gpu: GpuDevice, reason: str, actor: AbstractBaseUser | No
             raise GpuBusy(f"{gpu.pci_address} on {gpu.host} is in use by instance {holder}")
         gpu = gpu_set_state(gpu=gpu, state=GpuDevice.State.FAULTY, reason=reason[:255])
         audit_record(actor=actor, action="gpu.faulty", target=gpu, detail=reason)
+    return gpu
+
+
+def gpu_retire(*, gpu: GpuDevice, reason: str, actor: AbstractBaseUser | None) -> GpuDevice:
+    """Take a card out of the fleet for good (pulled, sent back): it becomes `removed` with the reason and
+    is never sold again; its row and holder history stay. A card an instance holds is refused. A host
+    sync leaves a retired card alone; only a card that went missing and comes back returns by itself."""
+    reason = reason.strip()
+    if not reason:
+        raise InvalidStateChange(
+            "Say why the card is retired: the reason is kept on the card and in the audit log."
+        )
+    with transaction.atomic():
+        Host.objects.select_for_update().filter(pk=gpu.host_id).first()
+        gpu = GpuDevice.objects.select_related("host").get(pk=gpu.pk)
+        if gpu.state == GpuDevice.State.REMOVED:
+            raise InvalidStateChange(f"{gpu.pci_address} on {gpu.host} is already removed.")
+        holder = gpu_holder_id(gpu=gpu)
+        if holder is not None:
+            raise GpuBusy(f"{gpu.pci_address} on {gpu.host} is in use by instance {holder}")
+        previous = gpu.state
+        gpu = gpu_set_state(gpu=gpu, state=GpuDevice.State.REMOVED, reason=f"retired: {reason}"[:255])
+        GpuDevice.objects.filter(pk=gpu.pk).update(reset_lease_expires_at=None)
+        audit_record(actor=actor, action="gpu.retire", target=gpu, detail=f"{reason} (was {previous})")
     return gpu
 
 
