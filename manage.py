@@ -3,9 +3,10 @@ import os
 import secrets
 import sys
 
-# Commands that only read models and migration files: they never sign or encrypt anything, so they run
-# without a configured secret key (a fresh clone's `manage.py makemigrations --check` included).
-KEYLESS_COMMANDS = {"makemigrations", "showmigrations", "sqlmigrate", "help"}
+# Commands that never sign or encrypt anything, so they run without a configured secret key: a fresh
+# clone's `manage.py makemigrations --check`, and the README's `manage.py create_api_token alice` in a
+# second terminal next to `make run` (a token is random bytes and their SHA-256, not a signature).
+KEYLESS_COMMANDS = {"makemigrations", "showmigrations", "sqlmigrate", "help", "create_api_token"}
 
 
 def main() -> None:
