@@ -146,8 +146,9 @@ def host_set_state(*, host: Host, state: str, actor: AbstractBaseUser | None, re
 
 
 # What a host's guests depend on: where it is sold (region, kind), how it is reached (URI), what it is
-# (profile) and where its volumes live (pool). They change only while no allocation is held there.
-HOST_PLACEMENT_FIELDS = ("region", "kind", "libvirt_uri", "profile", "storage_pool")
+# (profile), where its volumes live (pool) and their network (bridge). They change only while no
+# allocation is held there.
+HOST_PLACEMENT_FIELDS = ("region", "kind", "libvirt_uri", "profile", "storage_pool", "bridge")
 
 
 def host_active_allocations(*, host: Host) -> int:

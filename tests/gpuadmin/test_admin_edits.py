@@ -117,7 +117,7 @@ def test_retiring_needs_the_change_permission(client, fleet):
 def host_form(host: Host, **changes) -> dict:
     data = {
         "region": host.region_id, "libvirt_uri": host.libvirt_uri, "kind": host.kind,
-        "profile": host.profile, "storage_pool": host.storage_pool,
+        "profile": host.profile, "storage_pool": host.storage_pool, "bridge": host.bridge,
         # the inlines' management forms (nodes and cards are read-only rows)
         "numa_nodes-TOTAL_FORMS": "0", "numa_nodes-INITIAL_FORMS": "0",
         "gpus-TOTAL_FORMS": "0", "gpus-INITIAL_FORMS": "0",
