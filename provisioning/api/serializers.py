@@ -5,7 +5,7 @@ import uuid
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from gpuadmin.api.fields import Timestamp
+from gpuadmin.api.fields import Flag, Text, Timestamp
 
 HOST_NAMESPACE = uuid.UUID("5d3f0b9e-7c1a-4f0e-9a57-3c2f4a1b8e60")
 
@@ -95,46 +95,46 @@ class InstanceCreateSerializer(serializers.Serializer):
     """Shapes only; what the values mean (plan, region, label, credentials) is the service's to judge.
     Keys Linode defines that gpuadmin does not use (firewall_id, interfaces, ...) are ignored."""
 
-    type = serializers.CharField(max_length=64)
-    region = serializers.CharField(max_length=64)
-    image = serializers.CharField(max_length=64, required=False, allow_null=True)
-    label = serializers.CharField(max_length=64, required=False, allow_null=True, trim_whitespace=False)
-    root_pass = serializers.CharField(max_length=128, required=False, allow_null=True, trim_whitespace=False)
+    type = Text(max_length=64)
+    region = Text(max_length=64)
+    image = Text(max_length=64, required=False, allow_null=True)
+    label = Text(max_length=64, required=False, allow_null=True, trim_whitespace=False)
+    root_pass = Text(max_length=128, required=False, allow_null=True, trim_whitespace=False)
     authorized_keys = serializers.ListField(
-        child=serializers.CharField(max_length=4096, trim_whitespace=False), required=False, default=list
+        child=Text(max_length=4096, trim_whitespace=False), required=False, default=list
     )
-    booted = serializers.BooleanField(required=False, default=True)
-    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
-    group = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    booted = Flag(required=False, default=True)
+    tags = serializers.ListField(child=Text(max_length=64), required=False, default=list)
+    group = Text(max_length=64, required=False, allow_blank=True, default="")
 
 
 class InstanceUpdateSerializer(serializers.Serializer):
-    label = serializers.CharField(max_length=64, required=False, trim_whitespace=False)
-    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
-    group = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    label = Text(max_length=64, required=False, trim_whitespace=False)
+    tags = serializers.ListField(child=Text(max_length=64), required=False)
+    group = Text(max_length=64, required=False, allow_blank=True)
 
 
 class RebuildSerializer(serializers.Serializer):
     """Linode's rebuild body; keys gpuadmin does not use (stackscript_id, disk_encryption) are ignored."""
 
-    image = serializers.CharField(max_length=64)
-    root_pass = serializers.CharField(max_length=128, required=False, allow_null=True, trim_whitespace=False)
+    image = Text(max_length=64)
+    root_pass = Text(max_length=128, required=False, allow_null=True, trim_whitespace=False)
     authorized_keys = serializers.ListField(
-        child=serializers.CharField(max_length=4096, trim_whitespace=False), required=False, default=list
+        child=Text(max_length=4096, trim_whitespace=False), required=False, default=list
     )
-    booted = serializers.BooleanField(required=False, default=True)
+    booted = Flag(required=False, default=True)
 
 
 class PasswordSerializer(serializers.Serializer):
-    root_pass = serializers.CharField(max_length=128, trim_whitespace=False)
+    root_pass = Text(max_length=128, trim_whitespace=False)
 
 
 class DiskPasswordSerializer(serializers.Serializer):
-    password = serializers.CharField(max_length=128, trim_whitespace=False)
+    password = Text(max_length=128, trim_whitespace=False)
 
 
 class ResizeSerializer(serializers.Serializer):
-    type = serializers.CharField(max_length=64)
+    type = Text(max_length=64)
 
 
 class EmptySerializer(serializers.Serializer):
