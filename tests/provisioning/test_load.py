@@ -26,6 +26,17 @@ SECONDS = float(os.environ.get("GPUADMIN_TEST_LOAD_SECONDS", "120"))
 HOSTS = 4  # 16 cards for 6 users of up to 3 instances of 1 or 2 cards: creates past capacity happen
 
 
+def unsettled() -> dict:
+    """The jobs still in flight and the cards still cleaning, as a failure message should show them."""
+    jobs = list(
+        Job.objects.filter(status__in=Job.IN_FLIGHT).values_list(
+            "pk", "action", "status", "step", "attempts", "lease_owner", "lease_expires_at", "created"
+        )
+    )
+    cards = list(GpuDevice.objects.filter(state=GpuDevice.State.CLEANING).values_list("pk", "host_id"))
+    return {"jobs": jobs, "cleaning": cards} if jobs or cards else {}
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_mixed_load_on_two_servers_and_two_clusters_gets_no_5xx_and_leaves_a_sound_fleet(
@@ -46,17 +57,14 @@ def test_a_mixed_load_on_two_servers_and_two_clusters_gets_no_5xx_and_leaves_a_s
         assert load.returncode == 0, load.stderr
         report = json.loads(load.stdout.strip().splitlines()[-1])
         sys.stdout.write(json.dumps(report, indent=2) + "\n")  # the numbers, in the test's output
-        wait_until(
-            lambda: (
-                (
-                    not Job.objects.filter(status__in=Job.IN_FLIGHT).exists()
-                    and not GpuDevice.objects.filter(state=GpuDevice.State.CLEANING).exists()
-                )
-                or not deployment.clusters.alive()
-            ),
-            timeout=180,
-            what="every job settled and every released card cleaned",
-        )
+        try:
+            wait_until(
+                lambda: (not unsettled()) or not deployment.clusters.alive(),
+                timeout=180,
+                what="every job settled and every released card cleaned",
+            )
+        except TimeoutError as timeout:
+            raise AssertionError(f"{timeout}; still unsettled: {unsettled()}") from None
         assert deployment.clusters.alive()
         audit = deployment.audit()
 
