@@ -273,6 +273,18 @@ GPUADMIN_ADDRESS_COOLDOWN_SECONDS = env_int("GPUADMIN_ADDRESS_COOLDOWN_SECONDS",
 GPUADMIN_JOB_LEASE_SECONDS = env_int("GPUADMIN_JOB_LEASE_SECONDS", 20)
 # A cross-host resize streams the disk volume in chunks of this size (memory per copy, not per disk).
 GPUADMIN_VOLUME_COPY_CHUNK_MIB = env_int("GPUADMIN_VOLUME_COPY_CHUNK_MIB", 4)
+# "kvm" or "qemu" (TCG) for every guest; empty: KVM wherever the host's QEMU offers it. TCG is for hosts
+# whose /dev/kvm cannot run guests (nested sandboxes, the real-guest test in CI).
+GPUADMIN_DOMAIN_TYPE = os.environ.get("GPUADMIN_DOMAIN_TYPE", "")
+if GPUADMIN_DOMAIN_TYPE not in ("", "kvm", "qemu"):
+    raise ImproperlyConfigured(
+        f"GPUADMIN_DOMAIN_TYPE must be kvm, qemu or empty, got {GPUADMIN_DOMAIN_TYPE!r}"
+    )
+# Where on each host a guest's serial console is also written (a file per instance); empty: nowhere.
+GPUADMIN_CONSOLE_LOG_DIR = os.environ.get("GPUADMIN_CONSOLE_LOG_DIR", "")
+# Guest memory bound strictly to the host NUMA node of each guest cell. Off only for a machine standing in
+# for hosts with more NUMA nodes than it has (a one-node CI machine booting a two-cell guest).
+GPUADMIN_BIND_GUEST_MEMORY = env_bool("GPUADMIN_BIND_GUEST_MEMORY", True)
 # How often the scheduled reconcile runs, in minutes.
 GPUADMIN_RECONCILE_MINUTES = env_int("GPUADMIN_RECONCILE_MINUTES", 5)
 

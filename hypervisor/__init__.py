@@ -11,6 +11,8 @@
     domain_xml   build_domain_xml(spec) -> str, a pure function
     lifecycle    ensure_volume / ensure_defined / ensure_running / ensure_shut_off / ensure_absent,
                  list_managed_domains, reset_pci_device: each converges and returns an Outcome
+    seed         the NoCloud `cidata` seed: build_seed_iso(seed), ensure_seed (uploaded through a volume
+                 stream, read back); lifecycle.ensure_absent(seeds_of=) removes them
     profiles     host profiles as data, and the test-driver URIs of hosts built from them
     synthetic    HostDescriptions of server shapes, for bulk synthetic hosts
 

@@ -129,6 +129,8 @@ def _cputune(domain: ET.Element, spec: DomainSpec) -> None:
 
 
 def _numatune(domain: ET.Element, spec: DomainSpec) -> None:
+    if not spec.bind_memory:
+        return
     numatune = _el(domain, "numatune")
     _el(numatune, "memory", mode="strict", nodeset=format_cpuset(spec.host_nodes))
     for index, cell in enumerate(spec.cells):
@@ -138,7 +140,14 @@ def _numatune(domain: ET.Element, spec: DomainSpec) -> None:
 def _os(domain: ET.Element, spec: DomainSpec) -> None:
     os = _el(domain, "os", firmware="efi") if spec.uefi else _el(domain, "os")
     _el(os, "type", "hvm", arch="x86_64", machine="q35")
-    _el(os, "boot", dev="hd")
+    if spec.kernel is not None:
+        _el(os, "kernel", spec.kernel.kernel)
+        if spec.kernel.initrd:
+            _el(os, "initrd", spec.kernel.initrd)
+        if spec.kernel.cmdline:
+            _el(os, "cmdline", spec.kernel.cmdline)
+    else:
+        _el(os, "boot", dev="hd")
 
 
 def _features(domain: ET.Element, spec: DomainSpec) -> None:
@@ -238,9 +247,22 @@ def _devices(domain: ET.Element, spec: DomainSpec) -> None:
             )
         _hostdevs(devices, gpu, bus=next_index)
         next_index += 1
+    # A cell with no card still gets a root port on its expander: a bus with nothing behind it is not
+    # in the guest's device tree at all, so the guest would not see that cell's bus (nor could a card
+    # be hot-plugged there).
+    for bus in expander_index.values():
+        if slots_used.get(bus):
+            continue
+        port = _el(devices, "controller", type="pci", index=next_index, model="pcie-root-port")
+        _el(port, "address", type="pci", domain="0x0000", bus=f"0x{bus:02x}", slot="0x00", function="0x0")
+        slots_used[bus] = 1
+        next_index += 1
     _disk(devices, spec)
+    _seed(devices, spec)
     _interface(devices, spec)
     serial = _el(devices, "serial", type="pty")
+    if spec.console_log:
+        _el(serial, "log", file=spec.console_log, append="off")
     _el(_el(serial, "target", type="isa-serial", port="0"), "model", name="isa-serial")
     _el(_el(devices, "console", type="pty"), "target", type="serial", port="0")
     # Pinned, VFIO-mapped memory cannot be ballooned back to the host anyway.
@@ -273,6 +295,20 @@ def _disk(devices: ET.Element, spec: DomainSpec) -> None:
     _el(disk, "driver", name="qemu", type="qcow2", cache="none", io="native", discard="unmap")
     _el(disk, "source", pool=spec.disk.pool, volume=spec.disk.volume)
     _el(disk, "target", dev="vda", bus="virtio")
+
+
+def _seed(devices: ET.Element, spec: DomainSpec) -> None:
+    """The NoCloud seed, read-only, as a SCSI cdrom: virtio-scsi rather than SATA, because cloud kernels
+    (Debian's linux-image-cloud-amd64) carry no AHCI driver, and virtio-scsi is in every guest's initrd."""
+    if spec.seed is None:
+        return
+    _el(devices, "controller", type="scsi", index=0, model="virtio-scsi")
+    cdrom = _el(devices, "disk", type="volume", device="cdrom")
+    _el(cdrom, "driver", name="qemu", type="raw")
+    _el(cdrom, "source", pool=spec.seed.pool, volume=spec.seed.volume)
+    _el(cdrom, "target", dev="sda", bus="scsi")
+    _el(cdrom, "readonly")
+    _el(cdrom, "address", type="drive", controller=0, bus=0, target=0, unit=0)
 
 
 def _interface(devices: ET.Element, spec: DomainSpec) -> None:

@@ -20,7 +20,7 @@ faults armed in the test process, which is why tests run tasks with `sync=True`)
 
 `inject` arguments:
     step       which call fails, a `Step` (or its string value): connect, discover, list, volume,
-               define, start, shutdown, undefine, reset, grow, copy
+               define, start, shutdown, undefine, reset, grow, copy, seed
     uri        only calls on this libvirt URI (exactly `Host.libvirt_uri`); None: any host
     permanent  raise PermanentHypervisorError instead of TransientHypervisorError
     times      how many calls fail before the fault disarms itself; None: until `clear()`
@@ -63,6 +63,7 @@ class Step(StrEnum):
     RESET = "reset"  # reset_pci_device
     GROW = "grow"  # volumes.grow_volume
     COPY = "copy"  # volumes.copy_volume: once per host at the start, then once per chunk streamed
+    SEED = "seed"  # seed.ensure_seed: the NoCloud seed volume built and uploaded
 
 
 @dataclass(eq=False)

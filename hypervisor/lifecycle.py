@@ -19,7 +19,7 @@ from hypervisor.connection import translated, uri_of
 from hypervisor.domain_xml import METADATA_NS, build_domain_xml, spec_digest
 from hypervisor.errors import PermanentHypervisorError, TransientHypervisorError, connection_lost
 from hypervisor.faults import Step
-from hypervisor.spec import DiskSpec, DomainSpec
+from hypervisor.spec import DiskSpec, DomainSpec, seed_volume_prefix
 
 SHUTDOWN_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 0.25
@@ -161,8 +161,15 @@ def ensure_shut_off(
     return Outcome.DESTROYED
 
 
-def ensure_absent(conn: libvirt.virConnect, uuid: str | UUID, *, disk: DiskSpec | None = None) -> Outcome:
-    """Power off, undefine (with UEFI variables) and delete the disk volume. Each part skips what is gone."""
+def ensure_absent(
+    conn: libvirt.virConnect,
+    uuid: str | UUID,
+    *,
+    disk: DiskSpec | None = None,
+    seeds_of: int | None = None,
+) -> Outcome:
+    """Power off, undefine (with UEFI variables), delete the disk volume and, with `seeds_of` (an instance
+    id), every NoCloud seed volume of that instance in the disk's pool. Each part skips what is gone."""
     uri = uri_of(conn)
     faults.check(Step.UNDEFINE, uri)
     removed = False
@@ -179,7 +186,19 @@ def ensure_absent(conn: libvirt.virConnect, uuid: str | UUID, *, disk: DiskSpec 
             if volume is not None:
                 volume.delete(0)
                 removed = True
+            if pool is not None and seeds_of is not None:
+                removed = _remove_seeds(pool, seeds_of) or removed
     return Outcome.REMOVED if removed else Outcome.ALREADY
+
+
+def _remove_seeds(pool: libvirt.virStoragePool, instance_id: int) -> bool:
+    prefix = seed_volume_prefix(instance_id)
+    removed = False
+    for volume in pool.listAllVolumes(0):
+        if volume.name().startswith(prefix):
+            volume.delete(0)
+            removed = True
+    return removed
 
 
 def list_managed_domains(conn: libvirt.virConnect) -> list[ManagedDomain]:

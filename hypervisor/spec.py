@@ -3,6 +3,7 @@
 provisioning/domain_spec.py builds a DomainSpec from the database rows; nothing here knows Django.
 """
 
+import hashlib
 from dataclasses import dataclass, replace
 
 STORAGE_POOL = "gpuadmin"
@@ -15,6 +16,11 @@ def domain_name(instance_id: int) -> str:
 
 def instance_volume_name(instance_id: int) -> str:
     return f"gpuadmin-{instance_id}.qcow2"
+
+
+def seed_volume_prefix(instance_id: int) -> str:
+    """Every seed volume of the instance starts so (the trailing dash keeps 1 apart from 12)."""
+    return f"gpuadmin-{instance_id}-cidata-"
 
 
 def image_volume_name(image_id: str) -> str:
@@ -65,6 +71,45 @@ class DiskSpec:
     backing_volume: str | None = None
 
 
+SEED_FILES = ("meta-data", "user-data", "network-config")
+
+
+@dataclass(frozen=True)
+class SeedSpec:
+    """The instance's NoCloud seed: three files on a `cidata` ISO volume in the host's pool."""
+
+    pool: str
+    instance_id: int
+    meta_data: str
+    user_data: str
+    network_config: str
+
+    @property
+    def files(self) -> dict[str, str]:
+        return dict(zip(SEED_FILES, (self.meta_data, self.user_data, self.network_config), strict=True))
+
+    @property
+    def digest(self) -> str:
+        hashed = hashlib.sha256()
+        for name, text in self.files.items():
+            hashed.update(f"{name}\0{len(text.encode())}\0".encode() + text.encode())
+        return hashed.hexdigest()[:16]
+
+    @property
+    def volume(self) -> str:
+        """Named by its content: new credentials make a new volume, and a domain that points at it."""
+        return f"{seed_volume_prefix(self.instance_id)}{self.digest}.iso"
+
+
+@dataclass(frozen=True)
+class KernelBoot:
+    """Boot a kernel straight from the host (as Linode's own kernels do) instead of the disk's loader."""
+
+    kernel: str  # a path on the host
+    initrd: str = ""
+    cmdline: str = ""
+
+
 @dataclass(frozen=True)
 class NetworkSpec:
     kind: str  # "network" (a libvirt network), "bridge" (a host bridge) or "user" (QEMU user networking)
@@ -93,6 +138,12 @@ class DomainSpec:
     windows: bool = False  # Hyper-V enlightenments and a local-time clock
     domain_type: str = "kvm"
     title: str = ""
+    seed: SeedSpec | None = None  # attached read-only as a SCSI cdrom on a virtio-scsi controller
+    kernel: KernelBoot | None = None  # None: the firmware boots the disk
+    console_log: str = ""  # a file on the host the serial console is also written to; "" for none
+    # Bind each guest cell's memory to its host node (strict). Off only where a machine stands in for a
+    # host with more NUMA nodes than it has (a one-node CI machine booting a two-cell guest).
+    bind_memory: bool = True
 
     @property
     def vcpu_count(self) -> int:

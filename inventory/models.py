@@ -387,6 +387,14 @@ class Image(models.Model):
     description = models.CharField(max_length=255, blank=True)
     os_type = models.CharField(max_length=16, choices=OsType.choices, default=OsType.LINUX)
     needs_uefi = models.BooleanField(default=False)
+    kernel = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="A kernel on every host (absolute path) that boots the guest directly, as Linode's own "
+        "kernels do; blank: the firmware boots the disk's own boot loader.",
+    )
+    initrd = models.CharField(max_length=255, blank=True, help_text="The kernel's initramfs on the hosts.")
+    kernel_cmdline = models.CharField(max_length=512, blank=True)
     size_mib = models.PositiveIntegerField()
     public = models.BooleanField(default=True)
     deprecated = models.BooleanField(default=False)

@@ -1,5 +1,13 @@
-"""NoCloud user-data for a new instance. The root password is kept only as a SHA-512 crypt hash."""
+"""What the NoCloud seed says: meta-data, user-data and network-config. The root password is kept only
+as a SHA-512 crypt hash.
 
+The credentials' cloud-config is built when the instance is created (or rebuilt, or its password reset)
+and kept on the instance; the seed's three files are built from it, the customer's own user data and
+the instance's address whenever a job writes the seed (provisioning.domain_spec.seed_spec_for).
+"""
+
+import base64
+import binascii
 import ctypes
 import ctypes.util
 import hashlib
@@ -7,6 +15,9 @@ import json
 import secrets
 import string
 from collections.abc import Sequence
+from email.mime.application import MIMEApplication
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from functools import lru_cache
 
 _ITOA64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -115,10 +126,30 @@ def random_root_pass() -> str:
     return "".join(chars)
 
 
-def user_data(*, hostname: str, root_pass: str | None, authorized_keys: Sequence[str]) -> str:
-    """cloud-config with the root credentials. JSON strings are valid YAML, which keeps quoting safe."""
+# Where a password reset leaves the hash it applied, so it is applied once and not at every boot.
+_APPLIED_HASH_FILE = "/var/lib/gpuadmin/root-hash"
+
+
+def user_data(
+    *, hostname: str, root_pass: str | None, authorized_keys: Sequence[str], reset: bool = False
+) -> str:
+    """cloud-config with the root credentials. JSON strings are valid YAML, which keeps quoting safe.
+
+    `reset`: a password reset on a disk cloud-init has already set up. Its instance-id stays (a new one
+    would rerun every per-instance module: the customer's scripts again, new SSH host keys), so
+    cloud-init's chpasswd would not run again; a boot command applies the new hash once instead.
+    """
     lines = ["#cloud-config", f"hostname: {json.dumps(hostname)}", "disable_root: false"]
-    if root_pass:
+    if root_pass and reset:
+        hashed = sha512_crypt(root_pass)  # only [./0-9A-Za-z$]: safe inside single quotes
+        script = (
+            f"h='{hashed}'; m={_APPLIED_HASH_FILE}; "
+            '[ "$(cat $m 2>/dev/null)" = "$h" ] || { printf \'root:%s\\n\' "$h" | chpasswd -e '
+            '&& mkdir -p "${m%/*}" && printf %s "$h" > $m; }'
+        )
+        lines += ["bootcmd:", f"  - [sh, -c, {json.dumps(script)}]"]
+        lines += ["ssh_pwauth: true"]
+    elif root_pass:
         lines += [
             "ssh_pwauth: true",
             "chpasswd:",
@@ -143,3 +174,82 @@ def authorized_keys_of(user_data_text: str) -> list[str]:
         else:
             inside = False
     return keys
+
+
+# Linode takes up to 16 KiB of user data (before base64).
+USER_DATA_MAX_BYTES = 16 * 1024
+
+
+def decode_user_data(encoded: str) -> bytes:
+    """The customer's metadata.user_data, base64 as Linode takes it. ValueError says what is wrong."""
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("user_data must be base64-encoded.") from exc
+    if len(data) > USER_DATA_MAX_BYTES:
+        raise ValueError(f"user_data is {len(data)} bytes; at most {USER_DATA_MAX_BYTES} are accepted.")
+    return data
+
+
+def meta_data(*, instance_id: str, hostname: str) -> str:
+    return f"instance-id: {json.dumps(instance_id)}\nlocal-hostname: {json.dumps(hostname)}\n"
+
+
+def network_config(
+    *,
+    mac: str,
+    address: str | None = None,
+    prefix_length: int | None = None,
+    gateway: str | None = None,
+    nameservers: Sequence[str] = (),
+) -> str:
+    """Netplan-style network-config version 2 for the guest's one NIC, matched by its MAC. With an
+    address, a static configuration with its default route; without one (no pool holds the instance's
+    address), DHCP on that NIC."""
+    lines = [
+        "version: 2",
+        "ethernets:",
+        "  eth0:",
+        "    match:",
+        f"      macaddress: {json.dumps(mac)}",
+        "    set-name: eth0",
+    ]
+    if address is None:
+        lines.append("    dhcp4: true")
+    else:
+        lines.append(f"    addresses: [{json.dumps(f'{address}/{prefix_length}')}]")
+        if gateway:
+            lines += ["    routes:", "      - to: default", f"        via: {json.dumps(gateway)}"]
+        if nameservers:
+            listed = ", ".join(json.dumps(n) for n in nameservers)
+            lines += ["    nameservers:", f"      addresses: [{listed}]"]
+    return "\n".join(lines) + "\n"
+
+
+# The customer's part first, the credentials after it, merged into it (lists appended, mappings merged
+# key by key): the customer's own users and settings stay, and root gets the password and keys asked
+# for, as on Linode, where they are set whatever the user data says.
+_CREDENTIALS_MERGE = "merge_how: [{name: list, settings: [append]}, {name: dict, settings: [recurse_array]}]"
+
+
+def seed_user_data(*, credentials: str, customer: bytes | None) -> str:
+    """The seed's user-data: the credentials' cloud-config alone, or with the customer's user data (any
+    format cloud-init reads: cloud-config, a script, ...) as a MIME multi-part archive."""
+    if not customer:
+        return credentials
+    archive = MIMEMultipart(boundary="gpuadmin-user-data")
+    try:
+        text = customer.decode()
+    except UnicodeDecodeError:
+        archive.attach(MIMEApplication(customer, "octet-stream", Name="customer-user-data"))
+    else:
+        # cloud-init tells the part's type from its first line (#cloud-config, #!, #include, ...).
+        archive.attach(MIMEText(text, "x-not-multipart", _charset(text)))
+    own = credentials.rstrip("\n") + "\n" + _CREDENTIALS_MERGE + "\n"
+    archive.attach(MIMEText(own, "cloud-config", _charset(own)))
+    return archive.as_string()
+
+
+def _charset(text: str) -> str:
+    """us-ascii parts travel as they are (7bit), readable in the seed; others as base64 UTF-8."""
+    return "us-ascii" if text.isascii() else "utf-8"

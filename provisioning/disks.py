@@ -2,8 +2,10 @@
 
 The domain is built from the instance (provisioning.domain_spec): one boot disk, a qcow2 volume cloned
 from the image in the host's pool, attached as virtio `vda` and booted by the firmware from the disk's
-own boot loader (Linode's "Direct Disk"). These are the same facts, in Linode's shapes; nothing here
-asks libvirt, so the API answers whether or not the host does.
+own boot loader (Linode's "Direct Disk"), or by a kernel on the host for an image that names one; and
+the NoCloud seed, a read-only `cidata` ISO on a virtio-scsi cdrom (`sda` in the guest), that carries the
+credentials, the customer's user data and the network configuration. These are the same facts, in
+Linode's shapes; nothing here asks libvirt, so the API answers whether or not the host does.
 
 IDs are stable for the life of the instance, through resizes, moves and rebuilds, and never shared
 between instances: the boot disk is 2 x the instance id (2 x id + 1 is kept for the NoCloud seed), the
@@ -13,7 +15,9 @@ configuration profile has the instance's id.
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from hypervisor.seed import build_seed_iso
 from inventory.models import Image
+from provisioning.domain_spec import seed_spec_for
 from provisioning.models import Instance
 from provisioning.selectors import instance_disk_mib
 
@@ -68,8 +72,16 @@ class Config:
     interfaces: list = field(default_factory=list)
 
 
+SEED_LABEL = "NoCloud seed (cidata)"
+MIB = 1024 * 1024
+
+
 def boot_disk_id(instance_id: int) -> int:
     return 2 * instance_id
+
+
+def seed_disk_id(instance_id: int) -> int:
+    return 2 * instance_id + 1
 
 
 def has_disks(instance: Instance) -> bool:
@@ -88,6 +100,23 @@ def instance_disks(*, instance: Instance) -> list[Disk]:
             size=instance_disk_mib(instance=instance),
             status=_status(instance),
             filesystem="ext4" if image and image.os_type == Image.OsType.LINUX else "raw",
+            created=instance.created,
+            updated=instance.updated,
+        )
+    ] + _seed_disks(instance)
+
+
+def _seed_disks(instance: Instance) -> list[Disk]:
+    seed = seed_spec_for(instance=instance)
+    if seed is None:
+        return []
+    return [
+        Disk(
+            id=seed_disk_id(instance.pk),
+            label=SEED_LABEL,
+            size=-(-len(build_seed_iso(seed)) // MIB),
+            status=_status(instance),
+            filesystem="raw",  # ISO 9660, which Linode has no name for
             created=instance.created,
             updated=instance.updated,
         )
@@ -110,7 +139,7 @@ def instance_configs(*, instance: Instance) -> list[Config]:
         Config(
             id=instance.pk,
             label=_label(f"My {image.label} Disk Profile" if image else "My Boot Profile"),
-            kernel=DIRECT_DISK,
+            kernel=image.kernel if image and image.kernel else DIRECT_DISK,
             root_device="/dev/vda",  # the guest's name for it: a virtio disk
             devices=devices,
             created=instance.created,

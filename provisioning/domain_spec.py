@@ -5,6 +5,10 @@ each host NUMA node the allocation took memory from becomes one guest cell, and 
 brings every function of its IOMMU group.
 """
 
+import os
+
+from django.conf import settings
+
 from hypervisor.domain_xml import DomainSpecError
 from hypervisor.spec import (
     STORAGE_POOL,
@@ -12,7 +16,9 @@ from hypervisor.spec import (
     DomainSpec,
     GpuPassthrough,
     GuestCell,
+    KernelBoot,
     NetworkSpec,
+    SeedSpec,
     VcpuPin,
     domain_name,
     image_volume_name,
@@ -21,6 +27,7 @@ from hypervisor.spec import (
 )
 from inventory.models import HostCpu, Image, InstanceType
 from networking.selectors import instance_ipv4
+from provisioning import cloudinit
 from provisioning.models import Allocation, Instance
 
 MIB_PER_HUGEPAGE = 1024
@@ -83,6 +90,12 @@ def domain_spec_for(
         domain_type=domain_type,
         disk=disk_spec_for(instance=instance, plan=plan, pool=allocation.host.storage_pool),
         network=network or network_spec_for(instance=instance, allocation=allocation),
+        seed=seed_spec_for(instance=instance, pool=allocation.host.storage_pool),
+        kernel=KernelBoot(image.kernel, image.initrd, image.kernel_cmdline)
+        if image and image.kernel
+        else None,
+        console_log=console_log_path(instance.pk),
+        bind_memory=settings.GPUADMIN_BIND_GUEST_MEMORY,
     )
 
 
@@ -95,6 +108,34 @@ def network_spec_for(*, instance: Instance, allocation: Allocation) -> NetworkSp
         mac=mac_for_instance(instance.pk),
         ipv4=address.address if address else "",
         outbound_mbps=allocation.instance_type.network_out_mbps,
+    )
+
+
+def console_log_path(instance_id: int) -> str:
+    directory = settings.GPUADMIN_CONSOLE_LOG_DIR
+    return os.path.join(directory, f"gpuadmin-{instance_id}-console.log") if directory else ""
+
+
+def seed_spec_for(*, instance: Instance, pool: str = STORAGE_POOL) -> SeedSpec | None:
+    """The instance's NoCloud seed in `pool`; None for an instance deployed from no image (Linode gives
+    such a Linode no credentials either). Its network-config has the address the instance holds in its
+    region's pool (networking), with the pool's prefix and gateway; DHCP when it holds none."""
+    if instance.image_id is None:
+        return None
+    address = instance_ipv4(instance=instance)
+    credentials = instance.cloud_init_user_data
+    customer = cloudinit.decode_user_data(instance.user_data) if instance.user_data else None
+    return SeedSpec(
+        pool=pool,
+        instance_id=instance.pk,
+        meta_data=cloudinit.meta_data(instance_id=f"gpuadmin-{instance.pk}", hostname=instance.label),
+        user_data=cloudinit.seed_user_data(credentials=credentials, customer=customer),
+        network_config=cloudinit.network_config(
+            mac=mac_for_instance(instance.pk),
+            address=address.address if address else None,
+            prefix_length=address.prefix_length if address else None,
+            gateway=address.gateway if address else None,
+        ),
     )
 
 

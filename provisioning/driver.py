@@ -15,13 +15,13 @@ from typing import TypeVar
 
 from django.conf import settings
 
-from hypervisor import lifecycle, volumes
+from hypervisor import lifecycle, seed, volumes
 from hypervisor.errors import HypervisorError
 from hypervisor.routing import on_host, on_hosts
 from hypervisor.spec import DiskSpec
 from inventory.models import GpuDevice, Host, InstanceType
 from inventory.services import host_record_libvirt_error
-from provisioning.domain_spec import disk_spec_for, domain_spec_for
+from provisioning.domain_spec import disk_spec_for, domain_spec_for, seed_spec_for
 from provisioning.models import Allocation, Instance
 
 T = TypeVar("T")
@@ -60,9 +60,8 @@ class HostDriver:
             raise
 
     def _spec(self, instance: Instance, allocation: Allocation):
-        return domain_spec_for(
-            instance=instance, allocation=allocation, domain_type=self.call(lifecycle.preferred_domain_type)
-        )
+        domain_type = settings.GPUADMIN_DOMAIN_TYPE or self.call(lifecycle.preferred_domain_type)
+        return domain_spec_for(instance=instance, allocation=allocation, domain_type=domain_type)
 
     @property
     def simulated(self) -> bool:
@@ -77,6 +76,14 @@ class HostDriver:
 
     def ensure_volume(self, instance: Instance) -> str:
         return self.call(lifecycle.ensure_volume, self.disk(instance))
+
+    def ensure_seed(self, instance: Instance) -> str:
+        """The instance's NoCloud seed in this host's pool, with what the instance says now. The image is
+        built here, in the worker, and only its bytes travel to the host."""
+        spec = seed_spec_for(instance=instance, pool=self.host.storage_pool)
+        if spec is None:
+            return lifecycle.Outcome.ALREADY  # deployed from no image: no credentials to deliver
+        return self.call(seed.ensure_seed, spec, seed.build_seed_iso(spec))
 
     def remove_volume(self, instance: Instance) -> str:
         """The instance's disk volume only (the domain stays): a rebuild replaces it."""
@@ -104,8 +111,12 @@ class HostDriver:
     def remove_moved_source(self, instance: Instance, target: "HostDriver") -> str:
         """After a verified copy to `target` and the domain defined there: remove what is left here."""
         if self.shares_libvirtd_with(target):  # the domain is the target's now
-            return self.call(volumes.remove_volume, self.disk(instance))
-        return self.call(lifecycle.ensure_absent, instance.domain_uuid, disk=self.disk(instance))
+            removed = self.call(volumes.remove_volume, self.disk(instance))
+            seeds = self.call(seed.remove_seeds, self.host.storage_pool, instance.pk)
+            return seeds if removed == lifecycle.Outcome.ALREADY else removed
+        return self.call(
+            lifecycle.ensure_absent, instance.domain_uuid, disk=self.disk(instance), seeds_of=instance.pk
+        )
 
     def ensure_defined(self, instance: Instance, allocation: Allocation) -> str:
         return self.call(lifecycle.ensure_defined, self._spec(instance, allocation))
@@ -117,7 +128,13 @@ class HostDriver:
         return self.call(lifecycle.ensure_shut_off, instance.domain_uuid)
 
     def ensure_absent(self, instance: Instance) -> str:
-        return self.call(lifecycle.ensure_absent, instance.domain_uuid, disk=self.disk(instance))
+        """Domain, disk and seed: nothing of the instance is left on this host."""
+        return self.call(
+            lifecycle.ensure_absent, instance.domain_uuid, disk=self.disk(instance), seeds_of=instance.pk
+        )
+
+    def seed_volumes(self, instance: Instance) -> list[str]:
+        return self.call(seed.seed_volumes, self.host.storage_pool, instance.pk)
 
     def managed_domains(self) -> list[DomainSeen]:
         return [DomainSeen(d.uuid, d.instance_id, d.state) for d in self.call(lifecycle.list_managed_domains)]

@@ -62,6 +62,11 @@ class Instance(models.Model):
         blank=True,
         help_text="NoCloud user-data built at create time; holds a password hash, never the password.",
     )
+    user_data = models.TextField(
+        blank=True,
+        help_text="The customer's own user data (Linode's metadata.user_data, base64 as sent); the seed "
+        "carries it beside the credentials.",
+    )
     disk_mib = models.PositiveIntegerField(
         default=0,
         help_text="Capacity of the boot volume as the host last confirmed it: set when the volume is made, "

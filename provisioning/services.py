@@ -22,7 +22,7 @@ from networking.exceptions import AddressesExhausted
 from networking.services import address_claim, free_addresses
 from provisioning import jobs
 from provisioning.claims import allocation_claim, capacity_explanation
-from provisioning.cloudinit import authorized_keys_of, user_data
+from provisioning.cloudinit import authorized_keys_of, decode_user_data, user_data
 from provisioning.exceptions import (
     AccountLimitReached,
     AccountSuspended,
@@ -125,6 +125,22 @@ def _validate_credentials(
         raise InvalidRequest("root_pass and authorized_keys need an image to deploy.", field="image")
 
 
+def validate_user_data(*, image: Image | None, encoded: str | None) -> str:
+    """Linode's metadata.user_data: base64, at most 16 KiB decoded, and only with an image to deploy.
+    Returns what the instance keeps ("" for none)."""
+    if not encoded:
+        return ""
+    if not isinstance(encoded, str):
+        raise InvalidRequest("user_data must be base64-encoded.", field="metadata.user_data")
+    if image is None:
+        raise InvalidRequest("user_data needs an image to deploy.", field="metadata.user_data")
+    try:
+        decode_user_data(encoded)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), field="metadata.user_data") from exc
+    return encoded
+
+
 def _generated_label(*, account: Account, region: Region, plan: InstanceType) -> str:
     stem = "gpu" if plan.is_gpu else "linode"
     while True:
@@ -198,6 +214,7 @@ def instance_create_problems(
     authorized_keys: Sequence[str] = (),
     tags: Sequence[str] = (),
     with_capacity: bool = True,
+    metadata_user_data: str | None = None,
 ) -> list[ProvisioningError]:
     """Every reason instance_create would refuse this request now, in the order it checks them; writes
     nothing. A form shows them all at once; instance_create raises the first."""
@@ -221,6 +238,7 @@ def instance_create_problems(
         )
     plan_ok = check(_plan_visible_check, account=account, actor=actor, plan=plan)
     check(_validate_credentials, image=image, root_pass=root_pass, authorized_keys=list(authorized_keys))
+    check(validate_user_data, image=image, encoded=metadata_user_data)
     check(_validate_tags, tags)
     if label is not None and check(validate_label, label) and _label_is_taken(account=account, label=label):
         problems.append(LabelTaken("Label must be unique among your linodes"))
@@ -247,8 +265,12 @@ def instance_create(
     tags: Sequence[str] = (),
     group: str = "",
     origin: str | None = None,
+    metadata_user_data: str | None = None,
 ) -> Instance:
     """Validate, claim the resources and write the instance and its create job; the task runs on commit.
+
+    `metadata_user_data` is Linode's metadata.user_data (base64): the seed carries it to cloud-init beside
+    the root credentials.
 
     `origin` says who is behind it (accounts.models.Origin); by default what the actor is to the account.
     The GPU flag is the account's (gpu_plans_visible_for): staff cannot buy what the account cannot.
@@ -265,6 +287,7 @@ def instance_create(
         authorized_keys=authorized_keys,
         tags=tags,
         with_capacity=False,  # the claim decides, under its locks
+        metadata_user_data=metadata_user_data,
     )
     if problems:
         raise problems[0]
@@ -290,6 +313,7 @@ def instance_create(
             )
             if image is not None
             else "",
+            user_data=validate_user_data(image=image, encoded=metadata_user_data),
         )
         instance.full_clean()
         try:
@@ -530,16 +554,24 @@ def instance_rebuild(
     authorized_keys: Sequence[str] = (),
     booted: bool = True,
     origin: str | None = None,
+    metadata_user_data: str | None = None,
 ) -> Instance:
     """Deploy `image` afresh: the task recreates the disk from it (same size) and writes a new seed with
-    the new credentials. The GPUs, cores, memory, host and address stay: the allocation is not touched."""
+    the new credentials. The GPUs, cores, memory, host and address stay: the allocation is not touched.
+    `metadata_user_data` replaces the customer's user data; None keeps what the instance had."""
     authorized_keys = list(authorized_keys)
     _validate_credentials(image=image, root_pass=root_pass, authorized_keys=authorized_keys)
+    new_user_data = (
+        None if metadata_user_data is None else validate_user_data(image=image, encoded=metadata_user_data)
+    )
     with transaction.atomic():
         locked = Instance.objects.select_for_update().get(pk=instance.pk)
         if locked.status not in (Instance.Status.RUNNING, Instance.Status.OFFLINE):
             raise InstanceBusy("Linode busy.")
         previous_image, previous_user_data = locked.image_id, locked.cloud_init_user_data
+        previous_customer_data = locked.user_data
+        if new_user_data is not None:
+            locked.user_data = new_user_data
         locked.image = image
         locked.cloud_init_user_data = user_data(
             hostname=locked.label, root_pass=root_pass, authorized_keys=authorized_keys
@@ -547,7 +579,9 @@ def instance_rebuild(
         locked.status = Instance.Status.REBUILDING
         locked.booted = booted
         locked.full_clean()
-        locked.save(update_fields=["image", "cloud_init_user_data", "status", "booted", "updated"])
+        locked.save(
+            update_fields=["image", "cloud_init_user_data", "user_data", "status", "booted", "updated"]
+        )
         job = jobs.job_start(
             instance=locked,
             action=Job.Action.REBUILD,
@@ -558,6 +592,7 @@ def instance_rebuild(
                 "from_image": previous_image,
                 "image": image.pk,
                 "previous_user_data": previous_user_data,
+                "previous_customer_user_data": previous_customer_data,
             },
         )
         audit_record(
@@ -588,6 +623,7 @@ def instance_password_reset(
             hostname=locked.label,
             root_pass=root_pass,
             authorized_keys=authorized_keys_of(locked.cloud_init_user_data),
+            reset=True,
         )
         locked.save(update_fields=["cloud_init_user_data", "updated"])
         job = jobs.job_start(instance=locked, action=Job.Action.PASSWORD, actor=actor, origin=origin)

@@ -210,6 +210,8 @@ def _bring_up_steps(
 
     steps: list[Step] = [
         ("volume", 30, volume),
+        # The seed before the domain that points at it; a new seed (new credentials) is a new volume.
+        ("seed", 45, lambda: driver.ensure_seed(instance)),
         ("define", 60, lambda: driver.ensure_defined(instance, allocation)),
     ]
     if start:
@@ -397,12 +399,17 @@ def _move_across_hosts(
     if _same_store(source, target):
         # Only simulated hosts may share a libvirtd and a pool (a constraint on Host): nothing to copy,
         # and nothing to remove, since the source is the target.
-        steps = [("define", 60, lambda: new_driver.ensure_defined(instance, target))]
+        steps = [
+            ("seed", 55, lambda: new_driver.ensure_seed(instance)),
+            ("define", 60, lambda: new_driver.ensure_defined(instance, target)),
+        ]
     else:
         steps = [
             ("copy volume", 40, lambda: _copy(job, instance, old_driver, new_driver)),
             # Recorded once the move is finished: until then the instance's disk is the source.
             ("grow volume", 50, lambda: new_driver.grow_volume(instance, new_plan)),
+            # The seed is not copied: it is written afresh on the target, from the instance.
+            ("seed", 55, lambda: new_driver.ensure_seed(instance)),
             ("define", 60, lambda: new_driver.ensure_defined(instance, target)),
         ]
     try:
@@ -572,7 +579,9 @@ def _rebuild(job: Job) -> None:
 def _undo_rebuild(job: Job, instance: Instance) -> None:
     """The old disk is still there: the instance keeps its old image and credentials."""
     Instance.objects.filter(pk=instance.pk).update(
-        image_id=job.params.get("from_image"), cloud_init_user_data=job.params.get("previous_user_data", "")
+        image_id=job.params.get("from_image"),
+        cloud_init_user_data=job.params.get("previous_user_data", ""),
+        user_data=job.params.get("previous_customer_user_data", instance.user_data),
     )
     instance.refresh_from_db()
 

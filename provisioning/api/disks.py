@@ -13,7 +13,7 @@ from gpuadmin.api.views import LinodeListView, LinodeView
 from provisioning import disks, services
 from provisioning.api.serializers import DiskPasswordSerializer, EmptySerializer
 from provisioning.api.views import InstanceScoped, parsed
-from provisioning.exceptions import NotSupported
+from provisioning.exceptions import InvalidRequest, NotSupported
 
 DISKS_ARE_MANAGED = (
     "A GPU Linode has one disk, made from its image, that gpuadmin manages: disks cannot be {what}. "
@@ -147,12 +147,18 @@ class DiskClone(DiskAction):
 
 
 class DiskPassword(DiskScoped, LinodeView):
-    """Linode resets the root password on a disk; the Linode's one disk makes it the Linode's reset."""
+    """Linode resets the root password on a disk; the Linode's one boot disk makes it the Linode's reset
+    (the seed carries the new hash). The seed itself holds no system to reset a password on."""
 
     @extend_schema(request=DiskPasswordSerializer, responses=EmptySerializer)
     def post(self, request, instance_id, disk_id):
         data = parsed(DiskPasswordSerializer, request)
-        self.get_disk()
+        disk = self.get_disk()
+        if disk.id != disks.boot_disk_id(self.get_instance().pk):
+            raise InvalidRequest(
+                "This disk is the NoCloud seed, not a system: reset the password on the boot disk.",
+                field="disk_id",
+            )
         services.instance_password_reset(
             instance=self.get_instance(), actor=request.user, root_pass=data["password"]
         )

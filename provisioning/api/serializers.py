@@ -88,7 +88,13 @@ class InstanceSerializer(serializers.Serializer):
         return str(uuid.uuid5(HOST_NAMESPACE, str(instance.host_id))) if instance.host_id else None
 
     def get_has_user_data(self, instance) -> bool:
-        return False  # Linode's user-supplied metadata, which gpuadmin does not take yet
+        return bool(instance.user_data)  # Linode's metadata.user_data, carried by the NoCloud seed
+
+
+class MetadataSerializer(serializers.Serializer):
+    """Linode's metadata object: the customer's cloud-init user data, base64 (the service checks it)."""
+
+    user_data = Text(required=False, allow_null=True, allow_blank=True, max_length=65536)
 
 
 class InstanceCreateSerializer(serializers.Serializer):
@@ -106,6 +112,7 @@ class InstanceCreateSerializer(serializers.Serializer):
     booted = Flag(required=False, default=True)
     tags = serializers.ListField(child=Text(max_length=64), required=False, default=list)
     group = Text(max_length=64, required=False, allow_blank=True, default="")
+    metadata = MetadataSerializer(required=False, allow_null=True)
 
 
 class InstanceUpdateSerializer(serializers.Serializer):
@@ -123,6 +130,7 @@ class RebuildSerializer(serializers.Serializer):
         child=Text(max_length=4096, trim_whitespace=False), required=False, default=list
     )
     booted = Flag(required=False, default=True)
+    metadata = MetadataSerializer(required=False, allow_null=True)
 
 
 class PasswordSerializer(serializers.Serializer):

@@ -90,6 +90,7 @@ class InstanceList(InstanceScoped, LinodeListView):
             booted=data["booted"],
             tags=data["tags"],
             group=data["group"],
+            metadata_user_data=(data.get("metadata") or {}).get("user_data"),
         )
         return Response(InstanceSerializer(instance).data)
 
@@ -165,6 +166,10 @@ class InstanceRebuild(InstanceScoped, LinodeView):
             root_pass=data.get("root_pass"),
             authorized_keys=data["authorized_keys"],
             booted=data["booted"],
+            # Absent: the user data stays; present (even empty): it is replaced.
+            metadata_user_data=(data["metadata"] or {}).get("user_data") or ""
+            if "metadata" in data
+            else None,
         )
         return Response(InstanceSerializer(rebuilt).data)
 

@@ -69,11 +69,13 @@ def test_linode_cli_lists_and_views_disks_and_configs(world, cli):
         "--image", "linode/ubuntu22.04", "--root_pass", "Corr3ct-Horse-9", "--label", "cli-disks",
     )  # fmt: skip
     linode_id = str(made["id"])
-    (disk,) = cli("linodes", "disks-list", linode_id)
+    disk, seed = cli("linodes", "disks-list", linode_id)
     assert (disk["size"], disk["filesystem"], disk["status"]) == (made["specs"]["disk"], "ext4", "ready")
+    assert seed["label"] == "NoCloud seed (cidata)"
     assert cli("linodes", "disk-view", linode_id, str(disk["id"])) == [disk]
     (config,) = cli("linodes", "configs-list", linode_id)
     assert config["kernel"] == "linode/direct-disk" and config["devices"]["sda"]["disk_id"] == disk["id"]
+    assert config["devices"]["sdb"]["disk_id"] == seed["id"]
     assert cli("linodes", "config-view", linode_id, str(config["id"]))[0]["id"] == config["id"]
 
 

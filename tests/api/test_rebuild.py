@@ -58,9 +58,17 @@ def test_a_password_reset_on_a_running_linode_is_a_400_and_on_an_offline_one_a_j
     assert Job.objects.filter(instance_id=linode["id"], action="password_reset").exists()
     settle(linode["id"])
     Instance.objects.filter(pk=linode["id"]).update(status=Instance.Status.OFFLINE)
-    (disk,) = alice.get(f"/v4/linode/instances/{linode['id']}/disks").json()["data"]
+    disk, seed = alice.get(f"/v4/linode/instances/{linode['id']}/disks").json()["data"]
     by_disk = alice.post(
         f"/v4/linode/instances/{linode['id']}/disks/{disk['id']}/password", {"password": NEW_PASS}
     )
     assert (by_disk.status_code, by_disk.json()) == (200, {})
+    assert Job.objects.filter(instance_id=linode["id"], action="password_reset").count() == 2
+    # The seed is no system to reset a password on: a 400 that names the disk to use, and no job.
+    settle(linode["id"])
+    Instance.objects.filter(pk=linode["id"]).update(status=Instance.Status.OFFLINE)
+    on_seed = alice.post(
+        f"/v4/linode/instances/{linode['id']}/disks/{seed['id']}/password", {"password": NEW_PASS}
+    )
+    assert on_seed.status_code == 400 and "boot disk" in errors(on_seed)[0]["reason"]
     assert Job.objects.filter(instance_id=linode["id"], action="password_reset").count() == 2

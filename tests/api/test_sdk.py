@@ -137,13 +137,14 @@ def test_the_sdk_reads_a_gpu_linodes_disk_and_profile_and_is_told_why_it_cannot_
     wait(poller)
     linode.invalidate()
 
-    (disk,) = linode.disks
+    disk, seed = linode.disks
     assert (disk.size, disk.filesystem, disk.status) == (linode.specs.disk, "ext4", "ready")
+    assert (seed.label, seed.status) == ("NoCloud seed (cidata)", "ready")
     (config,) = linode.configs
     assert config.kernel.id == "linode/direct-disk" and config.root_device == "/dev/vda"
     # The SDK turns the device map into Disk objects and loads them on first use.
     assert config.devices.sda.id == disk.id and config.devices.sda.size == disk.size
-    assert config.devices.sdb is None
+    assert config.devices.sdb.id == seed.id and config.devices.sdc is None
 
     with pytest.raises(ApiError) as refused:
         disk.resize(disk.size * 2)
@@ -152,7 +153,9 @@ def test_the_sdk_reads_a_gpu_linodes_disk_and_profile_and_is_told_why_it_cannot_
         config.delete()
     assert refused.value.status == 400 and "cannot be deleted" in refused.value.errors[0]
     linode.invalidate()
-    assert [d.id for d in linode.disks] == [disk.id] and [c.id for c in linode.configs] == [config.id]
+    assert [d.id for d in linode.disks] == [disk.id, seed.id] and [c.id for c in linode.configs] == [
+        config.id
+    ]
 
 
 def test_the_sdk_rebuilds_and_resets_the_root_password_of_a_gpu_linode(world, employee, sdk):

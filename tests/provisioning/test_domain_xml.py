@@ -189,3 +189,40 @@ def test_a_four_card_a100_guest_gets_a_64_bit_hole_that_maps_all_four_bars():
     assert root.find("pcihole64").get("unit") == "KiB"
     assert hole_kib >= 4 * 2 * bar_mib * 1024  # each card's BAR, aligned beside its small BARs
     assert len(domain.findall("devices/hostdev")) == 4
+
+
+def test_the_seed_is_a_read_only_scsi_cdrom_and_a_kernel_image_boots_its_kernel(settings, tmp_path):
+    settings.GPUADMIN_CONSOLE_LOG_DIR = str(tmp_path)
+    kernel = make_image("linode/kernel-test")
+    kernel.kernel, kernel.initrd, kernel.kernel_cmdline = "/boot/vmlinuz", "/boot/initrd.img", "console=ttyS0"
+    kernel.save()
+    instance, allocation = allocate(RTX6000_2X2, 3, image=kernel)  # three cards: both nodes
+    spec = domain_spec_for(instance=instance, allocation=allocation)
+    xml = build_domain_xml(spec)
+    assert_valid(xml)
+    domain = ET.fromstring(xml)
+    assert [domain.findtext(f"os/{tag}") for tag in ("kernel", "initrd", "cmdline")] == [
+        "/boot/vmlinuz",
+        "/boot/initrd.img",
+        "console=ttyS0",
+    ]
+    assert domain.find("os/boot") is None
+    (cdrom,) = domain.findall("devices/disk[@device='cdrom']")
+    assert cdrom.find("source").attrib == {"pool": spec.seed.pool, "volume": spec.seed.volume}
+    assert cdrom.find("target").attrib == {"dev": "sda", "bus": "scsi"} and cdrom.find("readonly") is not None
+    assert domain.find("devices/controller[@type='scsi']").get("model") == "virtio-scsi"
+    log = domain.find("devices/serial/log")
+    assert log.get("file") == str(tmp_path / f"gpuadmin-{instance.pk}-console.log")
+    assert len(domain.findall("numatune/memnode")) == 2
+
+    settings.GPUADMIN_BIND_GUEST_MEMORY = False
+    unbound = ET.fromstring(build_domain_xml(domain_spec_for(instance=instance, allocation=allocation)))
+    assert unbound.find("numatune") is None and len(unbound.findall("cpu/numa/cell")) == 2
+
+
+def test_an_instance_deployed_from_no_image_has_no_seed():
+    instance, allocation = allocate(RTX6000_2X2, 1)
+    instance.image = None
+    spec = domain_spec_for(instance=instance, allocation=allocation)
+    assert spec.seed is None
+    assert ET.fromstring(build_domain_xml(spec)).find("devices/disk[@device='cdrom']") is None

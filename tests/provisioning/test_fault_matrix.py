@@ -1,12 +1,14 @@
 """Every task x every hypervisor step it uses x {transient, permanent}: the run ends done or cleanly
 failed, and the database, the allocation rows and libvirt agree afterwards."""
 
+import xml.etree.ElementTree as ET
+
 import pytest
 
 from hypervisor import faults
 from hypervisor.connection import connect
 from hypervisor.faults import Step
-from hypervisor.spec import instance_volume_name
+from hypervisor.spec import instance_volume_name, seed_volume_prefix
 from inventory.models import GpuDevice, Host
 from provisioning.models import Allocation, Instance, Job
 from provisioning.services import (
@@ -21,22 +23,23 @@ from provisioning.services import (
 from provisioning.tasks import run_job
 from tests.builders import make_image
 from tests.provisioning.conftest import enroll_rtx_host
-from tests.provisioning.helpers import create, domain_state, last_job
+from tests.provisioning.helpers import create, domain_of, domain_state, last_job
 
 pytestmark = pytest.mark.django_db
 
 STEPS = {
-    "create": [Step.VOLUME, Step.DEFINE, Step.START],
-    "boot": [Step.VOLUME, Step.DEFINE, Step.START],
+    "create": [Step.VOLUME, Step.SEED, Step.DEFINE, Step.START],
+    "boot": [Step.VOLUME, Step.SEED, Step.DEFINE, Step.START],
     "shutdown": [Step.SHUTDOWN],
-    "reboot": [Step.SHUTDOWN, Step.VOLUME, Step.DEFINE, Step.START],
+    "reboot": [Step.SHUTDOWN, Step.VOLUME, Step.SEED, Step.DEFINE, Step.START],
     "delete": [Step.UNDEFINE],
-    "resize": [Step.SHUTDOWN, Step.GROW, Step.VOLUME, Step.DEFINE, Step.START],
-    # A resize its host cannot take: the disk is copied to another host, the source removed after.
-    "move": [Step.SHUTDOWN, Step.COPY, Step.GROW, Step.DEFINE, Step.UNDEFINE, Step.START],
-    # A rebuild removes the old disk (undefine step) and makes a new one from the new image.
-    "rebuild": [Step.SHUTDOWN, Step.UNDEFINE, Step.VOLUME, Step.DEFINE, Step.START],
-    "password": [Step.SHUTDOWN, Step.VOLUME, Step.DEFINE],
+    "resize": [Step.SHUTDOWN, Step.GROW, Step.VOLUME, Step.SEED, Step.DEFINE, Step.START],
+    # A resize its host cannot take: the disk is copied to another host, the seed written there, the
+    # source removed after.
+    "move": [Step.SHUTDOWN, Step.COPY, Step.GROW, Step.SEED, Step.DEFINE, Step.UNDEFINE, Step.START],
+    # A rebuild removes the old disk (undefine step) and makes a new one from the new image, and a new seed.
+    "rebuild": [Step.SHUTDOWN, Step.UNDEFINE, Step.VOLUME, Step.SEED, Step.DEFINE, Step.START],
+    "password": [Step.SHUTDOWN, Step.VOLUME, Step.SEED, Step.DEFINE],
 }
 OFFLINE_FIRST = ("boot", "password")
 # The source of a move is removed once the copy is verified and the new domain defined: failing to
@@ -83,14 +86,35 @@ def assert_consistent(instance: Instance) -> None:
     gone = instance.status in (Instance.Status.FAILED, Instance.Status.DELETED)
     assert holds != gone, f"{instance.status} instance {'holds' if holds else 'lacks'} an allocation"
     state = domain_state(instance)
+    seeds = seeds_by_host(instance)
     if gone:
         assert state is None, f"orphaned domain ({state}) for a {instance.status} instance"
+        assert not seeds, f"seed volumes left for a {instance.status} instance: {seeds}"
     elif instance.status == Instance.Status.RUNNING:
         assert state == "running"
+        # Its one seed on its host, the one its domain has (a stale seed there is a leak; what a move left
+        # on its old host is for assert_moved_or_home).
+        assert len(seeds.get(instance.host_id, [])) == 1
+        assert (
+            seeds[instance.host_id][0]
+            in ET.tostring(
+                ET.fromstring(domain_of(instance).XMLDesc(0)).find("./devices/disk[@device='cdrom']/source")
+            ).decode()
+        )
     elif instance.status == Instance.Status.OFFLINE:
         assert state in ("shut off", None)
     else:
         assert instance.status == Instance.Status.DELETING  # kept with its resources for a retry
+
+
+def seeds_by_host(instance: Instance) -> dict[int, list[str]]:
+    found = {}
+    for host in Host.objects.all():
+        pool = connect(host.libvirt_uri).storagePoolLookupByName(host.storage_pool)
+        names = [n for n in pool.listVolumes() if n.startswith(seed_volume_prefix(instance.pk))]
+        if names:
+            found[host.pk] = names
+    return found
 
 
 @pytest.mark.parametrize(("action", "step", "kind"), CASES, ids=[f"{a}-{s}-{k}" for a, s, k in CASES])
@@ -107,7 +131,9 @@ def test_fault_matrix(action, step, kind, gpu_host, employee, plans, region, ima
         if action == "move":
             uri = must_move(instance, region)
             arm["uri"] = (
-                uri if step in (Step.COPY, Step.GROW, Step.DEFINE, Step.START) else gpu_host.libvirt_uri
+                uri
+                if step in (Step.COPY, Step.GROW, Step.SEED, Step.DEFINE, Step.START)
+                else gpu_host.libvirt_uri
             )
         faults.inject(step, **arm)
         run_tasks(act, action, instance, employee, plans)
@@ -135,6 +161,8 @@ def assert_moved_or_home(instance: Instance, *, moved: bool, old: Host, source_l
         volumes = connect(host.libvirt_uri).storagePoolLookupByName(host.storage_pool).listVolumes()
         left = source_left and host == old
         assert (instance_volume_name(instance.pk) in volumes) == left, f"{host} holds a stray copy"
+        seeds = [v for v in volumes if v.startswith(seed_volume_prefix(instance.pk))]
+        assert bool(seeds) == left, f"{host} holds a stray seed {seeds}"
 
 
 @pytest.mark.parametrize("action", list(STEPS))

@@ -28,6 +28,7 @@ from hypervisor.lifecycle import (
     ensure_volume,
     list_managed_domains,
 )
+from hypervisor.seed import build_seed_iso, ensure_seed
 from hypervisor.spec import STORAGE_POOL, NetworkSpec, image_volume_name, mac_for_instance
 from inventory.models import Host, HostCpu
 from inventory.sync import host_enroll
@@ -106,13 +107,17 @@ def test_a_host_enrolled_over_tls_is_discovered_and_boots_a_guest(tls_libvirtd, 
     spec = replace(spec, disk=replace(spec.disk, capacity_mib=128))
     try:
         assert ensure_volume(conn, spec.disk) == Outcome.CREATED
+        # The seed goes over TLS through the volume upload stream, and is read back the same way.
+        assert ensure_seed(conn, spec.seed, build_seed_iso(spec.seed)) == Outcome.CREATED
+        assert ensure_seed(conn, spec.seed, build_seed_iso(spec.seed)) == Outcome.ALREADY
         assert ensure_defined(conn, spec) == Outcome.CREATED
         assert ensure_running(conn, spec.uuid) == Outcome.STARTED
         assert domain_state(conn, spec.uuid) == "running"
         assert (spec.uuid, instance.pk, "running") in list_managed_domains(conn)
     finally:
-        assert ensure_absent(conn, spec.uuid, disk=spec.disk) == Outcome.REMOVED
+        assert ensure_absent(conn, spec.uuid, disk=spec.disk, seeds_of=instance.pk) == Outcome.REMOVED
     assert domain_state(conn, spec.uuid) is None
+    assert spec.seed.volume not in conn.storagePoolLookupByName(spec.seed.pool).listVolumes()
 
 
 def test_a_client_whose_certificate_another_ca_signed_is_refused(tls_libvirtd):
