@@ -17,6 +17,7 @@ from hypervisor.connection import connect
 from hypervisor.faults import Step
 from hypervisor.seed import build_seed_iso, read_seed_iso
 from hypervisor.spec import SeedSpec, mac_for_instance, seed_volume_prefix
+from networking.selectors import instance_ipv4
 from provisioning.cloudinit import network_config
 from provisioning.domain_spec import seed_spec_for
 from provisioning.exceptions import InvalidRequest
@@ -87,8 +88,11 @@ def test_the_seed_carries_hostname_hash_keys_and_network_config_never_the_passwo
     network = files["network-config"]
     assert network.startswith("version: 2\n")
     assert f'macaddress: "{mac_for_instance(instance.pk)}"' in network
-    # No pool holds the instance's address yet (networking app): the NIC asks DHCP.
-    assert "dhcp4: true" in network
+    # The address the instance holds in its region's pool, the pool's prefix and gateway.
+    held = instance_ipv4(instance=instance)
+    assert held is not None and held.address in instance.ipv4
+    assert f'addresses: ["{held.address}/{held.prefix_length}"]' in network
+    assert f'via: "{held.gateway}"' in network and "dhcp4" not in network
 
 
 def test_a_static_network_config_has_the_address_prefix_and_default_route():
