@@ -32,7 +32,7 @@ VOLUME_LABEL = "cidata"  # what NoCloud looks for
 
 
 def build_seed_iso(seed: SeedSpec) -> bytes:
-    """The `cidata` ISO image holding the seed's files, as bytes (a few hundred KiB)."""
+    """The `cidata` ISO image holding the seed's files, as bytes (about 70 KiB)."""
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident=VOLUME_LABEL)
     try:

@@ -33,7 +33,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from django.test import override_settings
 
 from accounts.models import Account
 from hypervisor.connection import connect
@@ -229,12 +228,6 @@ def console_lines(path: Path) -> dict[str, list[str]]:
     return said
 
 
-@override_settings(
-    GPUADMIN_RESERVED_CORES_PER_NODE=0,
-    GPUADMIN_RESERVED_MEMORY_MIB_PER_NODE=256,
-    GPUADMIN_BIND_GUEST_MEMORY=False,
-    GPUADMIN_DOMAIN_TYPE="qemu",  # TCG: this machine's /dev/kvm exists but cannot run a guest's CPU
-)
 def test_a_guest_created_through_the_service_reads_its_seed_and_gets_its_allocation(
     conn, guest_os, pool, bridge, tmp_path, settings, django_capture_on_commit_callbacks
 ):
@@ -242,7 +235,12 @@ def test_a_guest_created_through_the_service_reads_its_seed_and_gets_its_allocat
     pool_name, libvirt_pool = pool
     console_dir = tmp_path / "console"
     console_dir.mkdir()
+    # All through the one `settings` fixture: it puts them back in order after the test.
     settings.GPUADMIN_CONSOLE_LOG_DIR = str(console_dir)
+    settings.GPUADMIN_RESERVED_CORES_PER_NODE = 0  # two CPUs: both are the guest's
+    settings.GPUADMIN_RESERVED_MEMORY_MIB_PER_NODE = 256
+    settings.GPUADMIN_BIND_GUEST_MEMORY = False  # no host node 1 to bind cell 1's memory to
+    settings.GPUADMIN_DOMAIN_TYPE = "qemu"  # TCG: this machine's /dev/kvm exists but refuses the guest's CPU
     region = make_region()
     hostname = unique("guest-host")
     host = host_create(
