@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "waffle",
     "django_q",
     "gpuadmin",
@@ -339,6 +340,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "gpuadmin API (Linode API v4 subset)",
     "VERSION": "4.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs page (/docs/api/) serves Swagger UI from drf-spectacular-sidecar's static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "PREPROCESSING_HOOKS": ["gpuadmin.api.schema.only_v4"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -1,9 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularSwaggerView
 
 from gpuadmin import views
 
 urlpatterns = [
+    path("", views.status_page, name="status"),
+    # The OpenAPI schema in Swagger UI, served from our static files (drf-spectacular-sidecar). Not Redoc:
+    # drf-spectacular's Redoc page loads its fonts from Google.
+    path("docs/api/", SpectacularSwaggerView.as_view(url_name="v4:openapi"), name="api-docs"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
     path("admin/", admin.site.urls),

@@ -12,6 +12,7 @@ from gpuadmin.selectors.capacity import (
 )
 from gpuadmin.selectors.flags import FlagAudience, gpu_plans_audience
 from gpuadmin.selectors.search import SEARCH_KINDS, SearchHit, SearchResults, console_search
+from gpuadmin.selectors.status import PublicStatus, RegionStatusLine, public_status
 
 __all__ = [
     "SEARCH_KINDS",
@@ -22,7 +23,9 @@ __all__ = [
     "HeldInstance",
     "HostLine",
     "NodeLine",
+    "PublicStatus",
     "RegionLine",
+    "RegionStatusLine",
     "SearchHit",
     "SearchResults",
     "account_overview",
@@ -30,4 +33,5 @@ __all__ = [
     "fleet_overview",
     "gpu_plans_audience",
     "gpu_sellable_by_region",
+    "public_status",
 ]
