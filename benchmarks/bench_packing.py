@@ -24,7 +24,7 @@ import time
 from collections import defaultdict
 
 from inventory.fit import HostFree, NodeFree, Shape, apply_split, feedable_gpus, host_splits
-from provisioning.placement import POLICIES, Policy, best_fit
+from provisioning.placement import POLICIES, Policy, SimulatedFleet, best_fit
 
 GIB = 1024
 RTX = 1
@@ -54,49 +54,22 @@ def make_fleet(hosts: int, profile: str) -> list[HostFree]:
     ]
 
 
-class Fleet:
-    """Hosts grouped by what they have free: hosts in the same state differ only by id, and every policy
-    prefers the lowest id among equals, so one representative per group is enough to rank."""
+class Fleet(SimulatedFleet):
+    """The product's simulated fleet, counting the GPUs in use."""
 
     def __init__(self, hosts: list[HostFree], policy: Policy) -> None:
-        self.policy = policy
-        self.hosts = {h.host_id: h for h in hosts}
-        self.groups: dict[tuple, set[int]] = defaultdict(set)
-        for host in hosts:
-            self.groups[self._signature(host)].add(host.host_id)
+        super().__init__(hosts, policy)
         self.total_gpus = sum(h.free_gpus for h in hosts)
         self.used_gpus = 0
 
-    @staticmethod
-    def _signature(host: HostFree) -> tuple:
-        return tuple((n.free_gpus, n.free_cores, n.free_memory_mib) for n in host.nodes)
-
-    def _set(self, host: HostFree) -> None:
-        old = self.hosts[host.host_id]
-        group = self.groups[self._signature(old)]
-        group.discard(host.host_id)
-        if not group:
-            del self.groups[self._signature(old)]
-        self.hosts[host.host_id] = host
-        self.groups[self._signature(host)].add(host.host_id)
-
     def place(self, shape: Shape):
-        best = None
-        for ids in self.groups.values():
-            host = self.hosts[min(ids)]
-            for split in host_splits(host, shape):
-                key = self.policy(host, split)
-                if best is None or key < best[0]:
-                    best = (key, split)
-        if best is None:
-            return None
-        split = best[1]
-        self._set(apply_split(self.hosts[split.host_id], split))
-        self.used_gpus += shape.gpus
+        split = super().place(shape)
+        if split is not None:
+            self.used_gpus += shape.gpus
         return split
 
     def remove(self, shape: Shape, split) -> None:
-        self._set(apply_split(self.hosts[split.host_id], split, sign=+1))
+        super().remove(split)
         self.used_gpus -= shape.gpus
 
     def stranded(self) -> int:
@@ -184,7 +157,7 @@ def _place_into(fleet, placed, guest, size) -> bool:
 def _restore(hosts, policy, active):
     fleet = Fleet(hosts, policy)
     for size, split in active.values():
-        fleet._set(apply_split(fleet.hosts[split.host_id], split))
+        fleet.set_host(apply_split(fleet.hosts[split.host_id], split))
         fleet.used_gpus += size
     return fleet, active
 

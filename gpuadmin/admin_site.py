@@ -16,14 +16,17 @@ class GpuAdminSite(admin.AdminSite):
     index_template = "admin/gpuadmin/index.html"
     # The app list sits on the dashboard; beside every list it would take a quarter of a 1280 px screen.
     enable_nav_sidebar = False
+    # "View site": the public status page (gpuadmin.views.status_page).
+    site_url = "/"
 
     def get_urls(self):
-        from gpuadmin import dashboard, search, spin_up
+        from gpuadmin import dashboard, search, spin_up, whatif
 
         return [
             path("capacity/", self.admin_view(dashboard.capacity_view), name="capacity"),
             path("spin-up/", self.admin_view(spin_up.spin_up_view), name="spin_up"),
             path("search/", self.admin_view(search.search_view), name="search"),
+            path("what-if/", self.admin_view(whatif.whatif_view), name="whatif"),
             *super().get_urls(),
         ]
 

@@ -57,7 +57,13 @@ __all__ = [
     "TopologyNode",
     "topology_accounts",
     "capacity_history",
+    "CapacityRows",
+    "capacity_rows",
     "capacity_snapshot",
+    "gpu_bucket",
+    "selling_plans",
+    "snapshot_of",
+    "summarize",
     "gpu_customer_state",
     "gpu_holder_history",
     "gpu_since",
@@ -180,9 +186,25 @@ class CapacitySnapshot:
     models: dict[int, GpuModel]
 
 
-def capacity_snapshot(
+@dataclass
+class CapacityRows:
+    """The rows a snapshot is computed from, as read: a what-if changes these before classifying.
+
+    nodes: (host_id, node_id, index, free_cores, threads_per_core, memory_mib, reserved_memory_mib,
+    used_memory_mib, hugepages_1g_total, hugepages_1g_used, gpu_model_id);
+    gpus: (host_id, numa_node_id, model_id, state, iommu_group, foreign functions as JSON text,
+    in an active allocation, pci_address).
+    """
+
+    hosts: dict[int, Host]
+    nodes: list[tuple]
+    gpus: list[tuple]
+    models: dict[int, GpuModel]
+
+
+def capacity_rows(
     *, region: Region | str | None = None, host_ids: Iterable[int] | None = None
-) -> CapacitySnapshot:
+) -> CapacityRows:
     hosts_qs = Host.objects.all()
     if region is not None:
         hosts_qs = hosts_qs.filter(region=region)
@@ -210,32 +232,54 @@ def capacity_snapshot(
     gpus = list(
         GpuDevice.objects.filter(host__in=hosts_qs.values("pk"))
         .annotate(active=active_allocation_exists(GpuDevice), foreign=Cast("foreign_functions", TextField()))
-        .values_list("host_id", "numa_node_id", "model_id", "state", "iommu_group", "foreign", "active")
+        .values_list(
+            "host_id", "numa_node_id", "model_id", "state", "iommu_group", "foreign", "active", "pci_address"
+        )
     )
+    models = {m.pk: m for m in GpuModel.objects.all()}
+    return CapacityRows(hosts=hosts, nodes=nodes, gpus=gpus, models=models)
+
+
+def capacity_snapshot(
+    *, region: Region | str | None = None, host_ids: Iterable[int] | None = None
+) -> CapacitySnapshot:
+    return snapshot_of(capacity_rows(region=region, host_ids=host_ids))
+
+
+def gpu_bucket(gpu: tuple, *, hosts: dict[int, Host], node_model: dict, shared: set) -> str:
+    """The GpuCounts bucket one card of CapacityRows.gpus is counted in."""
+    host_id, node_id, model_id, state, group, foreign, active, *_ = gpu
+    if active:
+        return "allocated"
+    if state != GpuDevice.State.AVAILABLE:
+        return state
+    if unplaceable_reason(
+        numa_node_id=node_id,
+        model_id=model_id,
+        node_model_id=node_model.get(node_id),
+        foreign_functions=() if foreign in ("[]", "") else json.loads(foreign),
+        shares_iommu_group=(host_id, group) in shared,
+    ):
+        return "unplaceable"
+    if hosts[host_id].state != Host.State.ENABLED:
+        return "host_out_of_service"
+    return "free"
+
+
+def snapshot_of(rows: CapacityRows) -> CapacitySnapshot:
+    """Classify the rows: each card in one bucket, each node's placeable free cards, as HostFree."""
+    hosts, nodes, gpus = rows.hosts, rows.nodes, rows.gpus
     node_model = {row[1]: row[10] for row in nodes}
     shared = shared_iommu_groups((g[0], g[4]) for g in gpus)
     counts: dict[tuple[int, int | None], GpuCounts] = defaultdict(GpuCounts)
     free_on_node: dict[int, int] = defaultdict(int)
-    for host_id, node_id, model_id, state, group, foreign, active in gpus:
-        bucket = counts[(host_id, model_id)]
+    for gpu in gpus:
+        bucket = counts[(gpu[0], gpu[2])]
         bucket.total += 1
-        if active:
-            bucket.allocated += 1
-        elif state != GpuDevice.State.AVAILABLE:
-            setattr(bucket, state, getattr(bucket, state) + 1)
-        elif unplaceable_reason(
-            numa_node_id=node_id,
-            model_id=model_id,
-            node_model_id=node_model.get(node_id),
-            foreign_functions=() if foreign in ("[]", "") else json.loads(foreign),
-            shares_iommu_group=(host_id, group) in shared,
-        ):
-            bucket.unplaceable += 1
-        elif hosts[host_id].state != Host.State.ENABLED:
-            bucket.host_out_of_service += 1
-        else:
-            bucket.free += 1
-            free_on_node[node_id] += 1
+        name = gpu_bucket(gpu, hosts=hosts, node_model=node_model, shared=shared)
+        setattr(bucket, name, getattr(bucket, name) + 1)
+        if name == "free":
+            free_on_node[gpu[1]] += 1
     grouped: dict[int, list[NodeFree]] = defaultdict(list)
     for host_id, node_id, index, cores, tpc, memory, reserved, used, hp_total, hp_used, model_id in nodes:
         grouped[host_id].append(
@@ -254,27 +298,30 @@ def capacity_snapshot(
         host_id: HostFree(host_id, host.hostname, tuple(grouped.get(host_id, ())), host.kind)
         for host_id, host in hosts.items()
     }
-    models = {m.pk: m for m in GpuModel.objects.all()}
-    return CapacitySnapshot(hosts=hosts, free=free, counts=dict(counts), models=models)
+    return CapacitySnapshot(hosts=hosts, free=free, counts=dict(counts), models=rows.models)
 
 
 def region_capacity(*, region: Region | str | None = None, with_hosts: bool = True) -> list[RegionCapacity]:
     """Capacity per region and GPU model (and one entry per region for its standard hosts)."""
     snapshot = capacity_snapshot(region=region)
-    plans = list(InstanceType.objects.filter(deprecated=False).order_by("gpus", "vcpus", "id"))
-    return _summarize(snapshot, plans, with_hosts=with_hosts)
+    return summarize(snapshot, selling_plans(), with_hosts=with_hosts)
+
+
+def selling_plans() -> list[InstanceType]:
+    """The plans capacity is counted for, in the order the pages list them."""
+    return list(InstanceType.objects.filter(deprecated=False).order_by("gpus", "vcpus", "id"))
 
 
 def host_capacity(*, host: Host) -> list[HostCapacity]:
     """The same numbers for one host, one entry per GPU model it holds."""
     snapshot = capacity_snapshot(host_ids=[host.pk])
-    plans = list(InstanceType.objects.filter(deprecated=False).order_by("gpus", "vcpus", "id"))
-    return [h for rc in _summarize(snapshot, plans, with_hosts=True) for h in rc.per_host]
+    return [h for rc in summarize(snapshot, selling_plans(), with_hosts=True) for h in rc.per_host]
 
 
-def _summarize(
+def summarize(
     snapshot: CapacitySnapshot, plans: Sequence[InstanceType], *, with_hosts: bool
 ) -> list[RegionCapacity]:
+    """Per region and GPU model: the buckets added up, stranded and sellable per plan (per host too)."""
     by_model: dict[int | None, list[tuple[InstanceType, Shape]]] = defaultdict(list)
     for plan in plans:
         if plan.is_gpu:

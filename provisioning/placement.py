@@ -3,9 +3,10 @@
 A policy is one function scoring a (host, split) candidate; smaller is better. Every policy scores the
 node count first, so a plan that fits in one node anywhere in the region uses one node: the NUMA rule
 is not a preference. `best_fit` is the product's policy; `first_fit` and `spread` exist so the
-packing benchmark can show what it buys.
+packing benchmark and the what-if simulator can show what it buys.
 """
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import combinations, product
@@ -15,6 +16,8 @@ from inventory.fit import (
     NodeFree,
     Shape,
     Split,
+    apply_split,
+    host_signature,
     host_splits,
     node_shares,
     share_fits,
@@ -65,6 +68,50 @@ def ranked(
 def place(shape: Shape, hosts: Iterable[HostFree], policy: Policy = best_fit) -> Split | None:
     choices = ranked(shape, hosts, policy)
     return choices[0][1] if choices else None
+
+
+class SimulatedFleet:
+    """Hosts as snapshots that simulated placements change, placed under one policy as `place` would.
+
+    Hosts in the same state differ only by id, and every policy prefers the lowest id among equals, so
+    one representative per group is ranked: placing on 10,000 hosts costs about as much as on the
+    handful of distinct states they are in. The packing benchmark and the what-if simulator use it.
+    """
+
+    def __init__(self, hosts: Iterable[HostFree], policy: Policy = best_fit) -> None:
+        self.policy = policy
+        self.hosts = {h.host_id: h for h in hosts}
+        self.groups: dict[tuple, set[int]] = defaultdict(set)
+        for host in self.hosts.values():
+            self.groups[host_signature(host)].add(host.host_id)
+
+    def set_host(self, host: HostFree) -> None:
+        """Replace a host's snapshot (after a placement, a removal, or a change of its own)."""
+        old = self.hosts[host.host_id]
+        group = self.groups[host_signature(old)]
+        group.discard(host.host_id)
+        if not group:
+            del self.groups[host_signature(old)]
+        self.hosts[host.host_id] = host
+        self.groups[host_signature(host)].add(host.host_id)
+
+    def place(self, shape: Shape) -> Split | None:
+        """Place one guest of `shape` where the policy says, or None when nothing fits."""
+        best = None
+        for ids in self.groups.values():
+            host = self.hosts[min(ids)]
+            for split in host_splits(host, shape):
+                key = self.policy(host, split)
+                if best is None or key < best[0]:
+                    best = (key, split)
+        if best is None:
+            return None
+        split = best[1]
+        self.set_host(apply_split(self.hosts[split.host_id], split))
+        return split
+
+    def remove(self, split: Split) -> None:
+        self.set_host(apply_split(self.hosts[split.host_id], split, sign=+1))
 
 
 def exhaustive_fit(shape: Shape, hosts: Iterable[HostFree]) -> Split | None:
