@@ -379,7 +379,7 @@ def capacity_sample_record(*, now: datetime | None = None) -> list[CapacitySampl
             for name in CAPACITY_SAMPLE_COUNTS:
                 setattr(sample, name, getattr(counts, name))
             sample.sellable = {p.plan: p.sellable for p in summary.sellable if p.gpus}
-            sample.full_clean(validate_unique=False, validate_constraints=False)
+            sample.full_clean()
             sample.save()
             samples.append(sample)
         capacity_samples_thin(now=slot)
