@@ -233,3 +233,22 @@ def test_the_page_needs_the_host_view_permission(client, world):
     client.force_login(make_staff("inventory.view_host"))
     response = client.get(reverse("admin:whatif"))
     assert response.status_code == 200 and 'id="whatif-form"' in response.content.decode()
+
+
+def test_every_staff_role_may_ask_what_if_since_it_changes_nothing(client, world):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from gpuadmin.roles import ROLES
+
+    for role in ROLES:
+        user = make_user()
+        get_user_model().objects.filter(pk=user.pk).update(is_staff=True)
+        user.groups.add(Group.objects.get(name=role))
+        client.force_login(user)
+        before = fleet_state()
+        response = client.get(
+            reverse("admin:whatif"), {"region": "us-east", "requests": "g1-gpu-rtx6000-1=2"}
+        )
+        assert response.status_code == 200 and 'id="whatif-result"' in response.content.decode(), role
+        assert fleet_state() == before
