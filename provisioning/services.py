@@ -199,6 +199,9 @@ def _limits_check(*, account: Account, plan: InstanceType, new_instance: bool, g
 def _account_locked(account: Account) -> Account:
     """The account's row, locked until the transaction ends: every create, retry and resize of the
     account that may count against its limits takes this lock first, then the instance's, then hosts'."""
+    limits = account_limits(account=account)
+    if limits.gpus.value is None and limits.instances.value is None:
+        return account  # nothing counts against an unlimited account: its creates need not queue here
     return Account.objects.select_for_update().get(pk=account.pk)
 
 
