@@ -329,7 +329,7 @@ GPUADMIN_RESERVED_CORES_PER_NODE = env_int("GPUADMIN_RESERVED_CORES_PER_NODE", 2
 GPUADMIN_RESERVED_MEMORY_MIB_PER_NODE = env_int("GPUADMIN_RESERVED_MEMORY_MIB_PER_NODE", 8192)
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "gpuadmin.api.schema.LinodeAutoSchema",
     # The public API (gpuadmin.api): Linode's error body everywhere, Linode's timestamps (UTC).
     "EXCEPTION_HANDLER": "gpuadmin.api.errors.exception_handler",
     # JSON only, read by gpuadmin.api.inputs' rules (depth, finite numbers, no control characters).

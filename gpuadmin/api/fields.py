@@ -35,9 +35,19 @@ def json_kind(value) -> str:
 
 
 class Text(serializers.CharField):
-    """A JSON string, never a number or boolean read as one."""
+    """A JSON string, never a number or boolean read as one.
+
+    `schema` adds to what the OpenAPI document says of the field (minLength, pattern) when the rule is
+    the service's (which words the refusal itself) rather than the serializer's: the document tells
+    the truth without two places judging the same value. Request strings also get a pattern that
+    excludes the control characters gpuadmin.api.inputs refuses everywhere.
+    """
 
     default_error_messages = {"not_text": "Must be a string, not {kind}."}
+
+    def __init__(self, *, schema: dict | None = None, **kwargs):
+        self.schema_extra = schema or {}
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):

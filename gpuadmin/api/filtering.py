@@ -131,7 +131,9 @@ class Field:
         if operator == "+contains":
             if not self.text:
                 raise FilterError(f"{key} cannot be searched with +contains")
-            return Q(**{f"{self.lookup}__icontains": value})
+            # A foreign key's column (region_id) takes no text lookup: search the key on the joined row.
+            column = f"{self.lookup[:-3]}__pk" if self.lookup.endswith("_id") else self.lookup
+            return Q(**{f"{column}__icontains": value})
         if operator in COMPARISONS:
             return Q(**{f"{self.lookup}__{COMPARISONS[operator]}": value})
         return None  # an operator Linode may add later: ignored, like unknown top-level keys
@@ -241,6 +243,71 @@ def _ordering(document: dict, fields: Mapping[str, Field]) -> list[str] | None:
     return [f"{prefix}{lookup}", f"{prefix}pk"]
 
 
+# What each kind of value is, as JSON Schema (the parsers above accept these, and refuse what is outside).
+_TIMESTAMP_VALUE = {
+    "type": "string",
+    "pattern": "^(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+    "T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$",
+}
+# Exactly what gpuadmin.api.inputs refuses in X-Filter strings (tab, line feed and return are allowed).
+_TEXT_VALUE = {
+    "type": "string",
+    "pattern": "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$",
+}
+_VALUE_SCHEMAS = {
+    _text: _TEXT_VALUE,
+    _integer: {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
+    _decimal: {
+        "type": "number",
+        "minimum": -float(MAX_AMOUNT),
+        "exclusiveMinimum": True,
+        "maximum": float(MAX_AMOUNT),
+        "exclusiveMaximum": True,
+    },
+    boolean_value: {"type": "boolean"},
+    _timestamp: _TIMESTAMP_VALUE,
+}
+FILTER_NESTING_IN_SCHEMA = 2  # +and/+or levels the schema spells out (the parser takes up to MAX_DEPTH)
+
+
+def _field_schema(field: Field) -> dict:
+    value = _VALUE_SCHEMAS.get(field.parse, {})
+    if field.kind == "scalar":
+        operators = ["+neq", *COMPARISONS] + (["+contains"] if field.text else [])
+    else:
+        operators = ["+neq", "+contains"]
+    by_operator = {
+        "type": "object",
+        # A constant's operands are read by its own parser (events' `seen` takes booleans only).
+        "properties": {
+            op: _TEXT_VALUE if op == "+contains" and field.kind != "constant" else value for op in operators
+        },
+        # Operators Linode may add later are ignored by the parser, but OpenAPI 3.0 has no
+        # patternProperties to say "any other key starting with +": the schema lists the ones that work.
+        "additionalProperties": False,
+    }
+    return {"anyOf": [value, by_operator]}
+
+
+def filter_schema(fields: Mapping[str, Field], depth: int = 0) -> dict:
+    """The X-Filter header's JSON Schema for a view's keys: what parse_filter accepts."""
+    properties = {key: _field_schema(field) for key, field in fields.items()}
+    if depth < FILTER_NESTING_IN_SCHEMA:
+        nested = {"type": "array", "items": filter_schema(fields, depth + 1)}
+        properties["+and"] = properties["+or"] = nested
+    if depth == 0:
+        properties["+order_by"] = {
+            "type": "string",
+            "enum": sorted(k for k, f in fields.items() if f.orderable),
+        }
+        properties["+order"] = {"type": "string", "enum": ["asc", "desc"]}
+    return {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+
+
 class XFilterBackend(BaseFilterBackend):
     """Applies the header to a list view's queryset, using the view's `filter_fields`."""
 
@@ -260,8 +327,11 @@ class XFilterBackend(BaseFilterBackend):
                 "required": False,
                 "description": (
                     "A JSON object of conditions: equality, +gt, +gte, +lt, +lte, +neq, +contains, "
-                    f"+and, +or, +order_by, +order. Filterable keys: {keys}."
+                    f"+and, +or, +order_by, +order. Filterable keys: {keys}. At most {MAX_HEADER_LENGTH} "
+                    "characters."
                 ),
-                "schema": {"type": "string"},
+                "content": {
+                    "application/json": {"schema": filter_schema(getattr(view, "filter_fields", {}))}
+                },
             }
         ]

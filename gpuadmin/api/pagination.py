@@ -1,3 +1,4 @@
+import re
 from math import ceil
 
 from rest_framework.exceptions import ValidationError
@@ -7,14 +8,17 @@ from rest_framework.response import Response
 PAGE_SIZE_MIN, PAGE_SIZE_MAX, PAGE_SIZE_DEFAULT = 25, 500, 100
 
 
+# ASCII digits only: int() also reads "１" (fullwidth), "+1", " 1" and "1_0", which docs/api.md refuses.
+DIGITS = re.compile(r"[0-9]{1,10}")
+
+
 def _positive_int(request, name: str, default: int, low: int, high: int, reason: str) -> int:
+    """The parameter as an integer in [low, high]; absent means `default`, and present but empty (`?page=`)
+    is a 400 like any other value that is not a number."""
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
+    value = int(raw) if DIGITS.fullmatch(raw) else None
     if value is None or not low <= value <= high:
         raise ValidationError({name: [reason]})
     return value
@@ -66,7 +70,7 @@ class LinodePagination(BasePagination):
                 "in": "query",
                 "required": False,
                 "description": "The page to return, from 1.",
-                "schema": {"type": "integer", "minimum": 1, "default": 1},
+                "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1, "default": 1},
             },
             {
                 "name": "page_size",

@@ -4,6 +4,14 @@ Hooks rather than per-view decorators, so an endpoint added later is described t
 """
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+
+from gpuadmin.api.permissions import PUBLIC
+
+# The characters gpuadmin.api.inputs refuses in any text input, as a JSON Schema pattern (ECMA syntax).
+# `+`, not `*`: an empty string is refused unless the field allows blank, which drf-spectacular then
+# says with a oneOf branch of its own (a pattern matching "" too would make "" match both branches).
+NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]+$"
 
 ERROR_CODES = {
     "400": "The request is invalid; `field` names the culprit when there is one.",
@@ -47,6 +55,25 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "A personal access token: `python manage.py create_api_token USERNAME`.",
         }
+
+
+class LinodeAutoSchema(AutoSchema):
+    """What drf-spectacular infers, told more exactly: public endpoints need no token (one may be sent,
+    and is then checked), and request strings say what the services accept (Text's `schema`)."""
+
+    def get_auth(self):
+        auth = super().get_auth()
+        if getattr(self.view, "scope", PUBLIC) is PUBLIC:
+            return [*auth, {}]  # {}: no credentials at all is as good
+        return auth
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        result = super()._map_serializer_field(field, direction, bypass_extensions)
+        extra = getattr(field, "schema_extra", None)
+        if direction == "request" and extra is not None and result.get("type") == "string":
+            result.update(extra)
+            result.setdefault("pattern", NO_CONTROL_CHARACTERS)
+        return result
 
 
 def only_v4(endpoints, **kwargs):

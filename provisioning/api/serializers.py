@@ -6,8 +6,17 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from gpuadmin.api.fields import Flag, Text, Timestamp
+from provisioning.services import TAG_MAX, TAG_MIN
 
 HOST_NAMESPACE = uuid.UUID("5d3f0b9e-7c1a-4f0e-9a57-3c2f4a1b8e60")
+
+# What services.validate_label and _validate_tags accept, for the OpenAPI document (they word the refusal).
+LABEL_SCHEMA = {
+    "minLength": 3,
+    "maxLength": 64,
+    "pattern": "^(?!.*(?:--|__|\\.\\.))[A-Za-z0-9][A-Za-z0-9_.-]{1,62}[A-Za-z0-9]$",
+}
+TAG_SCHEMA = {"minLength": TAG_MIN, "maxLength": TAG_MAX}
 
 
 class SpecsSerializer(serializers.Serializer):
@@ -104,20 +113,20 @@ class InstanceCreateSerializer(serializers.Serializer):
     type = Text(max_length=64)
     region = Text(max_length=64)
     image = Text(max_length=64, required=False, allow_null=True)
-    label = Text(max_length=64, required=False, allow_null=True, trim_whitespace=False)
+    label = Text(max_length=64, required=False, allow_null=True, trim_whitespace=False, schema=LABEL_SCHEMA)
     root_pass = Text(max_length=128, required=False, allow_null=True, trim_whitespace=False)
     authorized_keys = serializers.ListField(
         child=Text(max_length=4096, trim_whitespace=False), required=False, default=list
     )
     booted = Flag(required=False, default=True)
-    tags = serializers.ListField(child=Text(max_length=64), required=False, default=list)
+    tags = serializers.ListField(child=Text(max_length=64, schema=TAG_SCHEMA), required=False, default=list)
     group = Text(max_length=64, required=False, allow_blank=True, default="")
     metadata = MetadataSerializer(required=False, allow_null=True)
 
 
 class InstanceUpdateSerializer(serializers.Serializer):
-    label = Text(max_length=64, required=False, trim_whitespace=False)
-    tags = serializers.ListField(child=Text(max_length=64), required=False)
+    label = Text(max_length=64, required=False, trim_whitespace=False, schema=LABEL_SCHEMA)
+    tags = serializers.ListField(child=Text(max_length=64, schema=TAG_SCHEMA), required=False)
     group = Text(max_length=64, required=False, allow_blank=True)
 
 

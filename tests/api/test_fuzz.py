@@ -1,28 +1,48 @@
 """Schema-based fuzzing: schemathesis reads /v4/openapi.json from a live server with a seeded database
-and sends what the schema allows, then what it does not. No answer may be a 5xx, and every answer must
-match the schema (status codes, content type, body, headers). Over 1,000 cases a run.
+and sends what the schema allows, then what it does not, with a fixed seed (derandomized). Every one of
+schemathesis's checks runs on every answer: no 5xx; status code, content type, body and headers as the
+schema says; what the schema allows is accepted and what it does not is refused (so the schema tells
+the truth: label and tag lengths, the typed X-Filter, `page` rules); public endpoints need no token and
+the others refuse a request without one. About 2,500 cases, bounded to a few minutes.
+
+One allowance, and why: a request body can be well formed and still refused for what it means (a plan,
+region or image id that does not exist, a root password without three character classes, a label
+another Linode has), as Linode's own API does with a 400; no schema can list those. For the operations
+that judge meanings (create, rebuild, resize, password resets) a 400 to schema-valid data is accepted;
+everywhere else it fails the run. And the X-Filter header's 8,192-character limit (its description
+says so) cannot be a JSON Schema keyword on the header's structure: a schema-valid filter over it is a
+400 the run accepts.
 """
 
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from schemathesis.config import SchemathesisConfig
 
 from provisioning.models import Job
 from tests.api.conftest import token_for
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
-MIN_CASES = 1000
-POSITIVE_CASES, NEGATIVE_CASES = 40, 20  # per operation
-CHECKS = [
-    schemathesis.checks.not_a_server_error,
-    schemathesis.checks.status_code_conformance,
-    schemathesis.checks.content_type_conformance,
-    schemathesis.checks.response_schema_conformance,
-    schemathesis.checks.response_headers_conformance,
-]
+MIN_CASES = 2000
+POSITIVE_CASES, NEGATIVE_CASES = 60, 40  # per operation
+# Bodies whose values the services judge beyond their shape (see above).
+JUDGES_MEANING = {
+    ("POST", "/v4/linode/instances"),
+    ("POST", "/v4/linode/instances/{instance_id}/rebuild"),
+    ("POST", "/v4/linode/instances/{instance_id}/resize"),
+    ("POST", "/v4/linode/instances/{instance_id}/password"),
+    ("POST", "/v4/linode/instances/{instance_id}/disks/{disk_id}/password"),
+}
+CONFIG = """
+[generation]
+allow-x00 = false
+# Unknown query parameters are ignored, as Linode ignores them: sending them proves nothing either way.
+allow-extra-parameters = false
+"""
 
 
 @pytest.fixture
@@ -45,8 +65,18 @@ def seeded_token(world, employee, settings):
     return token_for(employee)
 
 
+def positive_data_acceptance_but_the_filter_limit(ctx, response, case):
+    """schemathesis's own check, except for the X-Filter length limit (see above)."""
+    if response.status_code == 400 and "X-Filter is longer than" in response.text:
+        return None
+    return schemathesis.checks.positive_data_acceptance(ctx, response, case)
+
+
 def fuzz(operation, mode: GenerationMode, examples: int, token: str, seen: dict, session) -> None:
     strategy = operation.as_strategy(generation_mode=mode)
+    excluded, additional = [schemathesis.checks.positive_data_acceptance], []
+    if (operation.method.upper(), operation.path) not in JUDGES_MEANING:
+        additional.append(positive_data_acceptance_but_the_filter_limit)
 
     @settings(
         max_examples=examples,
@@ -59,13 +89,25 @@ def fuzz(operation, mode: GenerationMode, examples: int, token: str, seen: dict,
     def run(case):
         response = case.call(session=session, headers={"Authorization": f"Bearer {token}"}, timeout=30)
         seen[response.status_code] = seen.get(response.status_code, 0) + 1
-        case.validate_response(response, checks=CHECKS)
+        # checks=None: every check schemathesis has (the stateful ones skip without a recorded scenario).
+        case.validate_response(
+            response, excluded_checks=excluded, additional_checks=additional,
+            headers={"Authorization": f"Bearer {token}"}, transport_kwargs={"session": session},
+        )  # fmt: skip
 
-    run()
+    try:
+        run()
+    except Unsatisfiable:
+        # Nothing the schema forbids can be sent here (e.g. a path whose only parameter any string
+        # satisfies): there is no negative case, which is not a failure.
+        assert mode == GenerationMode.NEGATIVE, operation.label
+        seen.setdefault("no negative case", []).append(operation.label)
 
 
 def test_no_5xx_and_every_response_matches_the_schema(live_server, seeded_token):
-    schema = schemathesis.openapi.from_url(live_server.url + "/v4/openapi.json")
+    schema = schemathesis.openapi.from_url(
+        live_server.url + "/v4/openapi.json", config=SchemathesisConfig.from_str(CONFIG)
+    )
     seen: dict[int, int] = {}
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 21
@@ -75,7 +117,9 @@ def test_no_5xx_and_every_response_matches_the_schema(live_server, seeded_token)
             fuzz(operation, GenerationMode.POSITIVE, POSITIVE_CASES, seeded_token, seen, session)
             if operation.body or any(True for _ in operation.iter_parameters()):
                 fuzz(operation, GenerationMode.NEGATIVE, NEGATIVE_CASES, seeded_token, seen, session)
+    without_negatives = seen.pop("no negative case", [])
     cases = sum(seen.values())
-    print(f"fuzzed {len(operations)} operations with {cases} cases: {dict(sorted(seen.items()))}")  # noqa: T201
+    summary = f"fuzzed {len(operations)} operations with {cases} cases: {dict(sorted(seen.items()))}"
+    print(f"{summary}; no negative case for {without_negatives}")  # noqa: T201
     assert cases >= MIN_CASES
     assert 200 in seen and 400 in seen and 404 in seen

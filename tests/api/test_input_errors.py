@@ -233,3 +233,14 @@ def test_the_admin_is_not_subject_to_the_api_guard(admin_client):
     response = admin_client.get("/admin/nothing%00here/")
     assert response.status_code == 404
     assert not response["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("key", ["image", "region", "type"])
+def test_contains_on_a_key_held_as_a_foreign_key_is_a_search_not_a_500(world, alice, linode, key):
+    # Found by the schema fuzzer: +contains on image/region/type raised FieldError (icontains on a FK).
+    expected = {"image": "ubuntu", "region": "east", "type": "gpu"}[key]
+    response = raw(alice, "get", "/v4/linode/instances", x_filter=json.dumps({key: {"+contains": expected}}))
+    assert response.status_code == 200, response.content
+    assert [row["id"] for row in response.json()["data"]] == [linode]
+    response = raw(alice, "get", "/v4/linode/instances", x_filter=json.dumps({key: {"+contains": "zz-none"}}))
+    assert response.json()["data"] == []
