@@ -10,6 +10,7 @@ from accounts.models import Account, ApiToken, AuditRecord, Membership
 from accounts.scopes import ALL, parse_scopes
 from accounts.selectors import origin_of
 from accounts.tokens import hash_secret, new_secret
+from gpuadmin.validation import clean_for_insert
 
 User = get_user_model()
 
@@ -38,7 +39,7 @@ def audit_record(
         target_repr=str(target)[:255],
         detail=detail,
     )
-    record.full_clean()
+    clean_for_insert(record)  # its one constraint, a known origin, is the field's choices as well
     record.save()
     return record
 

@@ -25,6 +25,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from accounts.selectors import origin_of
+from gpuadmin.validation import clean_for_insert
 from provisioning.exceptions import InstanceBusy
 from provisioning.models import Instance, Job
 from telemetry.context import current_request_id
@@ -68,7 +69,7 @@ def job_start(
         raise InstanceBusy("Linode busy.")
     job = Job(
         instance=instance,
-        account_id=instance.account_id,
+        account=instance.account,
         actor=actor if actor is not None and actor.is_authenticated else None,
         origin=origin or origin_of(actor=actor, account=instance.account),
         action=action,
@@ -76,7 +77,9 @@ def job_start(
         max_attempts=settings.GPUADMIN_JOB_MAX_ATTEMPTS,
         request_id=current_request_id(),
     )
-    job.full_clean()
+    # One job in flight per instance: checked just above (InstanceBusy); a racing start is the
+    # IntegrityError. A new job is never superseded (the other constraint).
+    clean_for_insert(job)
     try:
         with transaction.atomic():
             job.save()

@@ -16,6 +16,7 @@ from accounts.limits import account_limits
 from accounts.models import Account
 from accounts.selectors import account_of, origin_of
 from accounts.services import audit_record
+from gpuadmin.validation import clean_for_insert
 from inventory.models import Image, InstanceType, Region
 from inventory.selectors import plan_available
 from networking.exceptions import AddressesExhausted
@@ -318,7 +319,8 @@ def instance_create(
             else "",
             user_data=validate_user_data(image=image, encoded=metadata_user_data),
         )
-        instance.full_clean()
+        # The label was checked just above (LabelTaken); a create racing us for it is the IntegrityError.
+        clean_for_insert(instance)
         try:
             with transaction.atomic():
                 instance.save()
