@@ -89,10 +89,13 @@ def address_claim(*, instance, region: Region) -> Ipv4Address:
     if held is not None:
         return held
     now = timezone.now()
-    candidates = free_addresses(now=now).filter(pool__region=region).order_by("id")
-    address = candidates.select_for_update(skip_locked=True, of=("self",)).first()
-    if address is None:
-        address = candidates.select_for_update(of=("self",)).first()
+    # Pool by pool, each read in the order of index ipv4address_unheld_by_pool (pool, id) and stopped at
+    # the first row: a read across the region's pools has to sort every free address (65,536 of a /16,
+    # 60-90 ms a create), and the planner chooses that whenever its statistics make the pool look
+    # small, as they do right after a pool's addresses were written.
+    pools = list(Ipv4Pool.objects.filter(region=region).order_by("id").values_list("id", flat=True))
+    free = free_addresses(now=now)
+    address = _first_free(free, pools, wait=False) or _first_free(free, pools, wait=True)
     if address is None:
         raise AddressesExhausted(f"{region.id} has no free public IPv4 address")
     address.holder, address.held_since, address.free_after = instance, now, None
@@ -100,6 +103,16 @@ def address_claim(*, instance, region: Region) -> Ipv4Address:
     address.save(update_fields=["holder", "held_since", "free_after"])
     Ipv4Assignment.objects.create(address=address, instance=instance, assigned_at=now)
     return address
+
+
+def _first_free(free: QuerySet[Ipv4Address], pools: list[int], *, wait: bool) -> Ipv4Address | None:
+    """Lock the first free address of the first pool that has one; rows other transactions hold are
+    passed over unless `wait`."""
+    for pool_id in pools:
+        address = free.filter(pool_id=pool_id).order_by("id").select_for_update(skip_locked=not wait).first()
+        if address is not None:
+            return address
+    return None
 
 
 def addresses_release(*, instance) -> list[str]:
