@@ -5,8 +5,17 @@
    query on the same server: the floor. Reported with each endpoint's ratio to the floor.
 2. Queries per request (in-process, counted): the list at 5, 50 and 500 Linodes, and the view.
 3. Create throughput: 16 clients POST /v4/linode/instances for 60 s on fleets of 1,000 and 10,000 GPU
-   hosts loaded with `seed_fleet`; creates per second and p50/p99. Tasks queue in the database broker
-   and no worker runs: this measures the API and the claim, not libvirt.
+   hosts loaded with `seed_fleet` (no ANALYZE of its own: the statistics seed_fleet leaves); creates
+   per second and p50/p99, and the CPU per create of the gunicorn workers (web) and of their
+   PostgreSQL backends (database), read from /proc. Tasks queue in the database broker and no worker
+   runs: this measures the API and the claim, not libvirt.
+4. The claim alone against the whole create, in-process (benchmarks.profile_create): CPU per claim
+   and per create, web and database, and statements of each; the difference is what everything
+   around the claim costs.
+
+Targets (issue #13): creates/s >= 75 at 1,000 hosts and >= 60 at 10,000, p99 < 300 ms; the view's
+p50 within 2x the floor's; the list of 500 p50 < 40 ms; the list's queries the same at 5 and 500
+Linodes. Exits non-zero when one is missed (the figures are printed all the same).
 
 `python -m benchmarks bench_api`; BENCH_API_FLEETS=1000 (comma list) to run fewer fleet sizes.
 """
@@ -34,6 +43,44 @@ CREATE_SECONDS = float(os.environ.get("BENCH_API_CREATE_SECONDS", "60"))  # per 
 FLEETS = tuple(int(n) for n in os.environ.get("BENCH_API_FLEETS", "1000,10000").split(","))
 ROOT_PASS = "Bench-Passw0rd!"
 UNLIMITED = str(10**9)
+CREATES_PER_SECOND = {1000: 75.0, 10000: 60.0}  # at least, per fleet size
+CREATE_P99_MS = 300.0
+VIEW_VS_FLOOR = 2.0
+LIST_P50_MS = 40.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of process `pid` so far (0 for a process that is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as listed:
+            return [int(child) for child in listed.read().split()]
+    except OSError:
+        return []
+
+
+def backends(database_url: str) -> list[int]:
+    """The PostgreSQL backends serving the benchmark's database (the server runs on this machine)."""
+    import psycopg2
+
+    connection = psycopg2.connect(database_url)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return [row[0] for row in cursor.fetchall()]
+    finally:
+        connection.close()
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -79,7 +126,7 @@ def in_child(step: str, env: dict[str, str], *args: str) -> dict:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int = 4):
+def gunicorn(env: dict[str, str], workers: int = 4, started: list | None = None):
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "gpuadmin.wsgi:application", "--bind", f"127.0.0.1:{PORT}",
          "--workers", str(workers), "--worker-class", "sync", "--timeout", "120", "--log-level", "warning"],
@@ -97,6 +144,8 @@ def gunicorn(env: dict[str, str], workers: int = 4):
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError("gunicorn did not start") from None
                 time.sleep(0.2)
+        if started is not None:
+            started.append(process.pid)
         yield
     finally:
         process.terminate()
@@ -160,7 +209,9 @@ def latency() -> dict:
 
 
 def creates(hosts: int) -> dict:
-    env = server_env(fresh_database(f"gpuadmin_bench_api_{hosts}"))
+    database = fresh_database(f"gpuadmin_bench_api_{hosts}")
+    env = server_env(database)
+    env["GPUADMIN_DB_CONN_MAX_AGE"] = "3600"  # no backend ends mid-run: their CPU is read at the end
     seeded = in_child("seed-fleet", env, str(hosts))
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -176,8 +227,13 @@ def creates(hosts: int) -> dict:
                 if status == 200:
                     latencies.append(elapsed)
 
-    with gunicorn(env):
-        call("GET", "/v4/regions", seeded["tokens"][0])
+    master: list[int] = []
+    with gunicorn(env, started=master):
+        for _ in range(8):
+            call("GET", "/v4/regions", seeded["tokens"][0])
+        workers = children(master[0])
+        web_before = {pid: cpu_seconds(pid) for pid in workers}
+        db_before = {pid: cpu_seconds(pid) for pid in backends(database)}
         threads = [threading.Thread(target=client, args=(token,)) for token in seeded["tokens"]]
         started = time.perf_counter()
         deadline = started + CREATE_SECONDS
@@ -186,14 +242,58 @@ def creates(hosts: int) -> dict:
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
-    return {
+        web = sum(cpu_seconds(pid) - web_before.get(pid, 0.0) for pid in children(master[0]))
+        db = sum(cpu_seconds(pid) - db_before.get(pid, 0.0) for pid in backends(database))
+    created = statuses.get(200, 0)
+    result = {
         "hosts": hosts,
         "clients": CLIENTS,
-        "created": statuses.get(200, 0),
+        "created": created,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "creates_per_second": round(statuses.get(200, 0) / elapsed, 1),
+        "creates_per_second": round(created / elapsed, 1),
         **(summary_ms(latencies) if latencies else {}),
+        "web_cpu_ms_per_create": round(web * 1000 / created, 2) if created else None,
+        "database_cpu_ms_per_create": round(db * 1000 / created, 2) if created else None,
         "seed_seconds": seeded["seconds"],
+    }
+    result["target_creates_per_second"] = CREATES_PER_SECOND.get(hosts)
+    result["target_p99_ms"] = CREATE_P99_MS
+    result["target_met"] = (
+        result["creates_per_second"] >= CREATES_PER_SECOND.get(hosts, 0)
+        and bool(latencies)
+        and result["p99_ms"] < CREATE_P99_MS
+        and set(statuses) == {200}
+    )
+    return result
+
+
+def claim_against_create() -> dict:
+    """The in-process profile: CPU and statements of the claim alone and of the whole create."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.profile_create", "--hosts", "1000", "--creates", "200",
+         "--claims", "200"],
+        cwd=ROOT,
+        env=project_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    if completed.returncode != 0:
+        sys.stderr.write(completed.stderr)
+        return {"error": f"profile_create exited {completed.returncode}"}
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def latency_targets(result: dict) -> dict:
+    queries = result["queries"]
+    view, listing = result["view"]["p50_vs_floor"], result[f"list_{LIST_SIZE}"]["p50_ms"]
+    return {
+        "view_p50_vs_floor": {"measured": view, "at_most": VIEW_VS_FLOOR, "met": view <= VIEW_VS_FLOOR},
+        f"list_{LIST_SIZE}_p50_ms": {"measured": listing, "below": LIST_P50_MS, "met": listing < LIST_P50_MS},
+        "list_queries_constant": {
+            "measured": [queries["list_5"], queries["list_50"], queries[f"list_{LIST_SIZE}"]],
+            "met": queries["list_5"] == queries["list_50"] == queries[f"list_{LIST_SIZE}"],
+        },
     }
 
 
@@ -299,9 +399,20 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] == "seed-fleet":
         print(json.dumps(seed_fleet(int(argv[1]))))  # noqa: T201
         return 0
-    result = {"benchmark": "bench_api", "latency": latency(), "creates": [creates(hosts) for hosts in FLEETS]}
+    reads = latency()
+    targets = latency_targets(reads)
+    made = [creates(hosts) for hosts in FLEETS]
+    result = {
+        "benchmark": "bench_api",
+        "latency": reads,
+        "creates": made,
+        "claim_against_create": claim_against_create(),
+        "targets": targets,
+        "target_met": all(t["met"] for t in targets.values()) and all(c["target_met"] for c in made),
+        "load_average_1": round(os.getloadavg()[0], 2),
+    }
     print(json.dumps(result))  # noqa: T201
-    return 0
+    return 0 if result["target_met"] else 1
 
 
 if __name__ == "__main__":

@@ -3,9 +3,12 @@ middleware, as gunicorn would call it), on PostgreSQL, on a seeded fleet.
 
 Not a benchmark (no target): a profile for docs/performance.md and for anyone chasing a regression.
 Prints, per create: CPU of this process and of its PostgreSQL backend, the statements sent (by kind),
-and with --profile the functions with the most cumulative CPU (cProfile).
+and with --profile the functions with the most cumulative CPU (cProfile). With --claims N, the same
+for N claims alone (allocation_claim for instances already written), and the difference: what
+everything around the claim costs a create.
 
-    python -m benchmarks.profile_create [--hosts 1000] [--creates 200] [--profile] [--statements]
+    python -m benchmarks.profile_create [--hosts 1000] [--creates 200] [--claims 200] [--profile]
+        [--statements]
 """
 
 import argparse
@@ -84,6 +87,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile the creates (slower).")
     parser.add_argument("--statements", action="store_true", help="Print every statement of one create.")
     parser.add_argument("--top", type=int, default=45)
+    parser.add_argument("--claims", type=int, default=0, help="Also measure this many claims alone.")
     args = parser.parse_args(argv)
     token = _setup(args.hosts)
     from django.db import connection
@@ -129,6 +133,14 @@ def main(argv: list[str]) -> int:
         "profiled": bool(profiler),
         "load_average_1": round(os.getloadavg()[0], 2),
     }
+    if args.claims:
+        claim = _claims_alone(args.claims)
+        result["claim_alone"] = claim
+        result["around_the_claim"] = {
+            "web_cpu_ms_per_create": round(client_ms - claim["web_cpu_ms_per_claim"], 2),
+            "database_cpu_ms_per_create": round(backend_ms - claim["database_cpu_ms_per_claim"], 2),
+            "statements_per_create": len(statements) - claim["statements_per_claim"],
+        }
     if profiler:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(args.top)
@@ -136,6 +148,35 @@ def main(argv: list[str]) -> int:
     sys.stdout.write(json.dumps(result) + "\n")
     connection.close()
     return 0
+
+
+def _claims_alone(count: int) -> dict:
+    """CPU and statements per claim of the create's plan, for instances written beforehand."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.models import Account
+    from inventory.models import InstanceType, Region
+    from provisioning.claims import allocation_claim
+    from provisioning.models import Instance
+
+    plan, region = InstanceType.objects.get(pk="g1-gpu-rtx6000-1"), Region.objects.get(pk="bench-east")
+    account = Account.objects.get(name="bench")
+    instances = Instance.objects.bulk_create(
+        Instance(account=account, label=f"claim-{n}", region=region, instance_type=plan)
+        for n in range(count + 1)
+    )
+    with CaptureQueriesContext(connection) as captured:
+        allocation_claim(instance=instances[0], plan=plan, region=region)
+    backend_before, client_before = _backend_cpu(), time.process_time()
+    for instance in instances[1:]:
+        allocation_claim(instance=instance, plan=plan, region=region)
+    return {
+        "claims": count,
+        "web_cpu_ms_per_claim": round((time.process_time() - client_before) * 1000 / count, 2),
+        "database_cpu_ms_per_claim": round((_backend_cpu() - backend_before) * 1000 / count, 2),
+        "statements_per_claim": len(captured.captured_queries),
+    }
 
 
 if __name__ == "__main__":
