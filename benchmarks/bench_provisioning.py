@@ -3,6 +3,10 @@
 For each broker (the database, then Redis) and each burst size (10, 50, 100, 200 creates in flight at
 once): p50/p99 of create -> running (the create job's created -> finished timestamps) and the time to
 drain the burst. Between bursts the instances are deleted and their cards cleaned. PostgreSQL.
+
+Targets (issue #13), for each broker: 100 in flight p50 < 1 s and p99 < 3 s, 200 in flight p99 < 6 s,
+and the worker draining the largest burst at least as fast as the API's create target (75/s).
+Exits non-zero when one is missed.
 """
 
 import json
@@ -14,6 +18,19 @@ import time
 
 BURSTS = (10, 50, 100, 200)
 HOSTS = 50  # 4 cards each: room for the largest burst of 1-GPU instances
+# in flight -> (p50 below, p99 below), seconds
+TARGETS = {100: (1.0, 3.0), 200: (None, 6.0)}
+WORKER_CREATES_PER_S = 75.0
+
+
+def burst_met(burst: dict) -> bool:
+    p50, p99 = TARGETS.get(burst["in_flight"], (None, None))
+    return (
+        burst["failed"] == 0
+        and (p50 is None or burst["p50_s"] < p50)
+        and (p99 is None or burst["p99_s"] < p99)
+        and (burst["in_flight"] != max(BURSTS) or burst["creates_per_s"] >= WORKER_CREATES_PER_S)
+    )
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -118,10 +135,10 @@ def run_phase(broker: str) -> dict:
     return {"broker": broker, "workers": 2, "hosts": HOSTS, "bursts": results}
 
 
-def main() -> None:
+def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--phase":
         sys.stdout.write(json.dumps(run_phase(sys.argv[2])) + "\n")
-        return
+        return 0
     from benchmarks.database import fresh_database
 
     phases = []
@@ -145,13 +162,25 @@ def main() -> None:
             sys.stderr.write(done.stderr[-4000:])
             raise SystemExit(f"{broker} phase failed")
         phases.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    for phase in phases:
+        for burst in phase["bursts"]:
+            burst["target_met"] = burst_met(burst)
     summary = {
         "benchmark": "bench_provisioning",
         "what": "create -> running, libvirt test driver",
         "phases": phases,
+        "targets": {
+            **{
+                f"in_flight_{n}": {"p50_s_below": p50, "p99_s_below": p99}
+                for n, (p50, p99) in TARGETS.items()
+            },
+            "worker_creates_per_s_at_least": WORKER_CREATES_PER_S,
+        },
+        "target_met": all(b["target_met"] for phase in phases for b in phase["bursts"]),
     }
     sys.stdout.write(json.dumps(summary) + "\n")
+    return 0 if summary["target_met"] else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -87,6 +87,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile the creates (slower).")
     parser.add_argument("--statements", action="store_true", help="Print every statement of one create.")
     parser.add_argument("--top", type=int, default=45)
+    parser.add_argument("--sort", default="cumulative", help="cProfile order: cumulative, tottime, ...")
     parser.add_argument("--claims", type=int, default=0, help="Also measure this many claims alone.")
     args = parser.parse_args(argv)
     token = _setup(args.hosts)
@@ -143,7 +144,7 @@ def main(argv: list[str]) -> int:
         }
     if profiler:
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(args.top)
+        pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.top)
         sys.stderr.write(out.getvalue())
     sys.stdout.write(json.dumps(result) + "\n")
     connection.close()
