@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from gpuadmin.validation import clean_for_insert
 from inventory.models import Region
 from networking.exceptions import AddressesExhausted, PoolInvalid
 from networking.models import Ipv4Address, Ipv4Assignment, Ipv4Pool
@@ -99,7 +100,9 @@ def address_claim(*, instance, region: Region) -> Ipv4Address:
     if address is None:
         raise AddressesExhausted(f"{region.id} has no free public IPv4 address")
     address.holder, address.held_since, address.free_after = instance, now, None
-    address.full_clean()
+    # One holder per address: checked at the top (an instance keeps what it holds); held with a start
+    # and no cool-down: set just above. The database holds both; no query per constraint here.
+    clean_for_insert(address)
     address.save(update_fields=["holder", "held_since", "free_after"])
     Ipv4Assignment.objects.create(address=address, instance=instance, assigned_at=now)
     return address

@@ -81,7 +81,8 @@ def job_start(
     # IntegrityError. A new job is never superseded (the other constraint).
     clean_for_insert(job)
     try:
-        with transaction.atomic():
+        # No savepoint of its own: InstanceBusy leaves the caller's atomic block, which rolls back.
+        with transaction.atomic(savepoint=False):
             job.save()
     except IntegrityError as exc:  # another request started a job between the check and the insert
         raise InstanceBusy("Linode busy.") from exc

@@ -322,7 +322,8 @@ def instance_create(
         # The label was checked just above (LabelTaken); a create racing us for it is the IntegrityError.
         clean_for_insert(instance)
         try:
-            with transaction.atomic():
+            # No savepoint of its own: the LabelTaken raised ends this whole transaction anyway.
+            with transaction.atomic(savepoint=False):
                 instance.save()
         except IntegrityError as exc:
             raise LabelTaken("Label must be unique among your linodes") from exc
