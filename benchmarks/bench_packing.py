@@ -29,7 +29,7 @@ import sys
 import time
 from collections import defaultdict
 
-from inventory.fit import HostFree, NodeFree, Shape, apply_split, feedable_gpus, host_splits
+from inventory.fit import HostFree, NodeFree, Shape, apply_split, feedable_gpus, host_signature, host_splits
 from provisioning.placement import POLICIES, Policy, SimulatedFleet, best_fit
 
 GIB = 1024
@@ -112,7 +112,7 @@ class FragmentationGradient:
             self.mix, self._cache = mix, {}
 
     def fragmentation(self, host: HostFree) -> float:
-        signature = Fleet._signature(host)
+        signature = host_signature(host)
         if signature not in self._cache:
             lost = 0.0
             for size, share in self.mix.items():
