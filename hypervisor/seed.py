@@ -26,7 +26,7 @@ from hypervisor.errors import PermanentHypervisorError
 from hypervisor.faults import Step
 from hypervisor.lifecycle import Outcome, _pool, _remove_seeds, _volume
 from hypervisor.spec import SEED_FILES, SeedSpec, seed_volume_prefix
-from hypervisor.volumes import is_simulated
+from hypervisor.volumes import _abort_quietly, _delete_quietly, is_simulated
 
 VOLUME_LABEL = "cidata"  # what NoCloud looks for
 
@@ -173,20 +173,6 @@ def _seed_volume_xml(name: str, size: int) -> str:
     ET.SubElement(volume, "allocation", unit="bytes").text = str(size)
     ET.SubElement(ET.SubElement(volume, "target"), "format", type="raw")
     return ET.tostring(volume, encoding="unicode")
-
-
-def _abort_quietly(stream: libvirt.virStream) -> None:
-    try:
-        stream.abort()
-    except libvirt.libvirtError:
-        pass
-
-
-def _delete_quietly(volume: libvirt.virStorageVol) -> None:
-    try:
-        volume.delete(0)
-    except libvirt.libvirtError:
-        pass  # the caller's error says what failed; a partial seed holds nothing anyone needs
 
 
 __all__ = ["VOLUME_LABEL", "build_seed_iso", "ensure_seed", "read_seed_iso", "remove_seeds", "seed_volumes"]

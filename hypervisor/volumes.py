@@ -310,7 +310,7 @@ def _delete_quietly(volume: libvirt.virStorageVol) -> None:
     try:
         volume.delete(0)
     except libvirt.libvirtError:
-        pass  # the caller's error says what failed; a leftover partial copy is not anyone's data
+        pass  # the caller's error says what failed; a partial copy or seed holds nothing anyone needs
 
 
 __all__ = [
