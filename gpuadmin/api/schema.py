@@ -6,6 +6,7 @@ Hooks rather than per-view decorators, so an endpoint added later is described t
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 
+from gpuadmin.api.limits import MAX_URL_LENGTH
 from gpuadmin.api.permissions import PUBLIC
 
 # The characters gpuadmin.api.inputs refuses in any text input, as a JSON Schema pattern (ECMA syntax).
@@ -18,6 +19,9 @@ ERROR_CODES = {
     "401": "No token, or an invalid or expired one, where a token is needed.",
     "403": "The token lacks the scope this endpoint needs, or no capacity is left for the plan.",
     "404": "Not found, or not yours.",
+    # Any endpoint: the middleware answers these before a view runs (gpuadmin.api.middleware).
+    "413": "The request body is larger than the API accepts.",
+    "414": f"The URL (path and query string) is longer than {MAX_URL_LENGTH} characters.",
     "429": "Too many requests: wait `Retry-After` seconds.",
 }
 ERRORS_SCHEMA = {
