@@ -50,6 +50,9 @@ def test_the_migration_made_the_three_roles_with_reads_for_all():
         codenames = set(Group.objects.get(name=role).permissions.values_list("codename", flat=True))
         assert {"view_instance", "view_host", "view_gpudevice", "view_account", "view_job"} <= codenames
         assert {"view_invoice", "view_auditrecord", "view_flag"} <= codenames
+        # Models that came after the roles' first migration (gpuadmin 0006 grants them).
+        later = {"view_ipv4pool", "view_ipv4address", "view_ipv4assignment", "view_capacitysample"}
+        assert later <= codenames
         assert "delete_instance" not in codenames and "change_flag" not in codenames
     support = set(Group.objects.get(name=SUPPORT).permissions.values_list("codename", flat=True))
     assert all(codename.startswith("view_") for codename in support)
