@@ -419,6 +419,17 @@ class GpuDeviceAdmin(admin.ModelAdmin):
             "admin/inventory/gpudevice/holder_history.html", {"holders": gpu_holder_history(gpu=obj)}
         )
 
+    def _each_gpu(self, request, queryset, change, *, done: str) -> None:
+        """Runs one service call per selected card, in host and PCI order, with a message for each:
+        the service's refusal, or `done`."""
+        for gpu in queryset.select_related("host").order_by("host__hostname", "pci_address"):
+            try:
+                change(gpu)
+            except InventoryError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(request, f"{gpu}: {done}", messages.SUCCESS)
+
     @admin.action(description="Mark selected GPUs faulty (asks for the reason)", permissions=["change"])
     def mark_faulty(self, request, queryset):
         if not confirmed(request):
@@ -433,24 +444,22 @@ class GpuDeviceAdmin(admin.ModelAdmin):
                 ask_reason=True,
             )
         reason = request.POST.get("reason", "")
-        for gpu in queryset.select_related("host").order_by("host__hostname", "pci_address"):
-            try:
-                gpu_mark_faulty(gpu=gpu, reason=reason, actor=request.user)
-            except InventoryError as exc:
-                self.message_user(request, exc.message, messages.ERROR)
-            else:
-                self.message_user(request, f"{gpu}: faulty ({reason.strip()}).", messages.SUCCESS)
+        self._each_gpu(
+            request,
+            queryset,
+            lambda gpu: gpu_mark_faulty(gpu=gpu, reason=reason, actor=request.user),
+            done=f"faulty ({reason.strip()}).",
+        )
         return None
 
     @admin.action(description="Return selected GPUs to service", permissions=["change"])
     def return_to_service(self, request, queryset):
-        for gpu in queryset.select_related("host").order_by("host__hostname", "pci_address"):
-            try:
-                gpu_return_to_service(gpu=gpu, actor=request.user)
-            except InventoryError as exc:
-                self.message_user(request, exc.message, messages.ERROR)
-            else:
-                self.message_user(request, f"{gpu}: available.", messages.SUCCESS)
+        self._each_gpu(
+            request,
+            queryset,
+            lambda gpu: gpu_return_to_service(gpu=gpu, actor=request.user),
+            done="available.",
+        )
 
     @admin.action(
         description="Mark selected GPUs cleaned (reset confirmed by hand; asks how)", permissions=["change"]
@@ -469,13 +478,12 @@ class GpuDeviceAdmin(admin.ModelAdmin):
                 ask_reason=True,
             )
         note = request.POST.get("reason", "")
-        for gpu in queryset.select_related("host").order_by("host__hostname", "pci_address"):
-            try:
-                gpu_mark_cleaned(gpu=gpu, note=note, actor=request.user)
-            except InventoryError as exc:
-                self.message_user(request, exc.message, messages.ERROR)
-            else:
-                self.message_user(request, f"{gpu}: cleaned, available.", messages.SUCCESS)
+        self._each_gpu(
+            request,
+            queryset,
+            lambda gpu: gpu_mark_cleaned(gpu=gpu, note=note, actor=request.user),
+            done="cleaned, available.",
+        )
         return None
 
     @admin.action(
@@ -495,13 +503,12 @@ class GpuDeviceAdmin(admin.ModelAdmin):
                 ask_reason=True,
             )
         reason = request.POST.get("reason", "")
-        for gpu in queryset.select_related("host").order_by("host__hostname", "pci_address"):
-            try:
-                gpu_retire(gpu=gpu, reason=reason, actor=request.user)
-            except InventoryError as exc:
-                self.message_user(request, exc.message, messages.ERROR)
-            else:
-                self.message_user(request, f"{gpu}: retired ({reason.strip()}).", messages.SUCCESS)
+        self._each_gpu(
+            request,
+            queryset,
+            lambda gpu: gpu_retire(gpu=gpu, reason=reason, actor=request.user),
+            done=f"retired ({reason.strip()}).",
+        )
         return None
 
 

@@ -237,6 +237,20 @@ def gpu_holder_id(*, gpu: GpuDevice) -> int | None:
     )
 
 
+def _gpu_locked_unheld(*, gpu: GpuDevice, if_removed: str) -> GpuDevice:
+    """The card as it is now, inside the caller's transaction, for a change of its state by hand. The host
+    lock first, as claims take it: no claim can pick the card between the check and the write. A removed
+    card (`if_removed` says how) and a card a guest holds are refused."""
+    Host.objects.select_for_update().filter(pk=gpu.host_id).first()
+    gpu = GpuDevice.objects.select_related("host").get(pk=gpu.pk)
+    if gpu.state == GpuDevice.State.REMOVED:
+        raise InvalidStateChange(f"{gpu.pci_address} on {gpu.host} {if_removed}")
+    holder = gpu_holder_id(gpu=gpu)
+    if holder is not None:
+        raise GpuBusy(f"{gpu.pci_address} on {gpu.host} is in use by instance {holder}")
+    return gpu
+
+
 def gpu_mark_faulty(*, gpu: GpuDevice, reason: str, actor: AbstractBaseUser | None) -> GpuDevice:
     """Take a card out of service with the reason. A card a guest holds is refused: move the guest first."""
     reason = reason.strip()
@@ -245,14 +259,7 @@ def gpu_mark_faulty(*, gpu: GpuDevice, reason: str, actor: AbstractBaseUser | No
             "Say why the card is faulty: the reason is kept on the card and in the audit log."
         )
     with transaction.atomic():
-        # The host lock first, as claims take it: no claim can pick the card between the check and the write.
-        Host.objects.select_for_update().filter(pk=gpu.host_id).first()
-        gpu = GpuDevice.objects.select_related("host").get(pk=gpu.pk)
-        if gpu.state == GpuDevice.State.REMOVED:
-            raise InvalidStateChange(f"{gpu.pci_address} on {gpu.host} is removed (missing from the host).")
-        holder = gpu_holder_id(gpu=gpu)
-        if holder is not None:
-            raise GpuBusy(f"{gpu.pci_address} on {gpu.host} is in use by instance {holder}")
+        gpu = _gpu_locked_unheld(gpu=gpu, if_removed="is removed (missing from the host).")
         gpu = gpu_set_state(gpu=gpu, state=GpuDevice.State.FAULTY, reason=reason[:255])
         audit_record(actor=actor, action="gpu.faulty", target=gpu, detail=reason)
     return gpu
@@ -268,13 +275,7 @@ def gpu_retire(*, gpu: GpuDevice, reason: str, actor: AbstractBaseUser | None) -
             "Say why the card is retired: the reason is kept on the card and in the audit log."
         )
     with transaction.atomic():
-        Host.objects.select_for_update().filter(pk=gpu.host_id).first()
-        gpu = GpuDevice.objects.select_related("host").get(pk=gpu.pk)
-        if gpu.state == GpuDevice.State.REMOVED:
-            raise InvalidStateChange(f"{gpu.pci_address} on {gpu.host} is already removed.")
-        holder = gpu_holder_id(gpu=gpu)
-        if holder is not None:
-            raise GpuBusy(f"{gpu.pci_address} on {gpu.host} is in use by instance {holder}")
+        gpu = _gpu_locked_unheld(gpu=gpu, if_removed="is already removed.")
         previous = gpu.state
         gpu = gpu_set_state(gpu=gpu, state=GpuDevice.State.REMOVED, reason=f"retired: {reason}"[:255])
         GpuDevice.objects.filter(pk=gpu.pk).update(reset_lease_expires_at=None)

@@ -1,44 +1,23 @@
 """Syncs, draft rebuilds and billing runs racing on one account: every hour still billed once."""
 
-import threading
 from datetime import date
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from billing.exceptions import InvoiceFinalized
 from billing.models import Invoice, InvoiceItem, UsageSegment
 from billing.services import billing_run, invoice_generate, usage_sync
 from tests.billing.helpers import at, created_instance, deleted, resized
 from tests.builders import make_account, make_gpu_plan, make_region
+from tests.concurrency import race as concurrently
 
 THREADS = 12
 NOW = at("2026-02-01 02:00")
 
 
 def race(calls):
-    barrier = threading.Barrier(len(calls))
-    outcomes: list = [None] * len(calls)
-
-    def worker(position, call):
-        try:
-            barrier.wait(timeout=30)
-            outcomes[position] = call()
-        except InvoiceFinalized as refused:  # a run finalized January first: the expected refusal
-            outcomes[position] = refused
-        except Exception as error:  # noqa: BLE001 - any other outcome is what this test looks for
-            outcomes[position] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a billing call hung: deadlock or lock wait"
-    return outcomes
+    return concurrently(calls, what="a billing call")
 
 
 @pytest.mark.postgres

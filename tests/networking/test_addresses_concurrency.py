@@ -1,11 +1,10 @@
 """32 creates race for fewer addresses than they ask for while released addresses come back: no address
 is ever held by two live instances, no instance holds two, and every loser hears the pool is empty."""
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count
 from django.test import override_settings
 
@@ -17,6 +16,7 @@ from provisioning import jobs
 from provisioning.exceptions import NoCapacity
 from provisioning.models import Instance
 from tests.builders import make_account, make_gpu_plan, make_image, make_pool, make_region, make_user
+from tests.concurrency import race as concurrently
 from tests.provisioning.helpers import create
 
 THREADS = 32
@@ -26,27 +26,7 @@ FREE = 20  # a /27 has 30 host addresses: the gateway and 9 reserved are never h
 
 
 def race(calls):
-    barrier = threading.Barrier(len(calls))
-    outcomes: list = [None] * len(calls)
-
-    def client(position, call) -> None:
-        try:
-            barrier.wait(timeout=30)
-            outcomes[position] = call()
-        except NoCapacity as refused:
-            outcomes[position] = refused
-        except Exception as error:  # noqa: BLE001 - any other outcome is the failure this test looks for
-            outcomes[position] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=client, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a create hung: deadlock or lock wait"
-    return outcomes
+    return concurrently(calls, what="a create")
 
 
 def release(instance: Instance):

@@ -1,11 +1,9 @@
 """Account limits: how many GPUs and instances an account may hold at once, checked inside the create
 transaction under the account's row lock, so racing creates cannot pass a limit together."""
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 
 from accounts.limits import account_limits
@@ -16,6 +14,7 @@ from provisioning.models import Allocation, Instance, Job
 from provisioning.selectors import account_usage
 from provisioning.services import instance_create, instance_create_problems, instance_delete, instance_resize
 from tests.builders import make_account, make_gpu_plan, make_image, make_region, make_user
+from tests.concurrency import race as concurrently
 from tests.provisioning.conftest import enroll_rtx_host
 from tests.provisioning.helpers import ROOT_PASS, create
 
@@ -150,34 +149,20 @@ THREADS = 16
 def race_creates(*, user, plan, region, image, tag: str) -> list:
     """THREADS creates for the user's account released at once; each outcome, in order."""
     account = user.membership.account
-    barrier = threading.Barrier(THREADS)
-    outcomes: list = [None] * THREADS
 
-    def client(position: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            outcomes[position] = instance_create(
-                account=account,
-                actor=user,
-                plan=plan,
-                region=region,
-                image=image,
-                label=f"{tag}-{position}",
-                root_pass=ROOT_PASS,
-                booted=False,
-            )
-        except Exception as outcome:  # noqa: BLE001 - a refusal, or the failure this test looks for
-            outcomes[position] = outcome
-        finally:
-            connection.close()
+    def create_at(position: int):
+        return lambda: instance_create(
+            account=account,
+            actor=user,
+            plan=plan,
+            region=region,
+            image=image,
+            label=f"{tag}-{position}",
+            root_pass=ROOT_PASS,
+            booted=False,
+        )
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a create hung"
-    return outcomes
+    return concurrently([create_at(position) for position in range(THREADS)], what="a create")
 
 
 @pytest.mark.postgres

@@ -3,6 +3,7 @@
 import threading
 import time
 from collections import Counter
+from functools import partial
 
 import pytest
 from django.db import connection, transaction
@@ -16,33 +17,17 @@ from provisioning.claims import allocation_claim
 from provisioning.exceptions import NoCapacity
 from provisioning.models import AllocatedCpu, AllocatedGpu, Allocation, Instance
 from tests.builders import make_account, make_gpu_plan, make_region
+from tests.concurrency import race as concurrently
 
 THREADS = 32
 ROUNDS = 20
 
 
 def race(plan, region, instances):
-    barrier = threading.Barrier(len(instances))
-    outcomes: list = [None] * len(instances)
-
-    def client(position: int, instance: Instance) -> None:
-        try:
-            barrier.wait(timeout=30)
-            outcomes[position] = allocation_claim(instance=instance, plan=plan, region=region)
-        except NoCapacity as refused:
-            outcomes[position] = refused
-        except Exception as error:  # noqa: BLE001 - any other outcome is the failure this test looks for
-            outcomes[position] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=client, args=(i, inst)) for i, inst in enumerate(instances)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a claim hung: deadlock or lock wait"
-    return outcomes
+    claims = [
+        partial(allocation_claim, instance=instance, plan=plan, region=region) for instance in instances
+    ]
+    return concurrently(claims, what="a claim")
 
 
 @pytest.mark.postgres
