@@ -15,7 +15,7 @@ from inventory.admin import action_confirmation, confirmed
 from inventory.models import InstanceType
 from provisioning.exceptions import InvalidRequest, ProvisioningError
 from provisioning.models import AllocatedCpu, AllocatedGpu, AllocatedMemory, Allocation, Instance, Job
-from provisioning.selectors import active_allocations, instance_live
+from provisioning.selectors import active_allocations, instance_last_job, instance_live, resize_plans
 from provisioning.services import (
     instance_boot,
     instance_delete,
@@ -133,17 +133,7 @@ class InstanceAdmin(admin.ModelAdmin):
             raise PermissionDenied
         if action not in ("boot", "shutdown", "reboot", "resize", "delete", "retry"):
             raise Http404
-        plans = []
-        if action == "resize":
-            plans = list(
-                InstanceType.objects.filter(
-                    type_class=instance.instance_type.type_class,
-                    gpu_model=instance.instance_type.gpu_model_id,
-                    deprecated=False,
-                )
-                .exclude(pk=instance.instance_type_id)
-                .order_by("gpus", "id")
-            )
+        plans = resize_plans(instance=instance) if action == "resize" else []
         if request.method != "POST" and action in ("resize", "delete"):
             context = {
                 **self.admin_site.each_context(request),
@@ -177,7 +167,7 @@ class InstanceAdmin(admin.ModelAdmin):
             if plan is None:
                 raise InvalidRequest("Choose one of the plans offered.", field="type")
             return instance_resize(instance=instance, plan=plan, **who), f"resizing to {plan.pk}"
-        last = instance.jobs.order_by("-created", "-id").first()
+        last = instance_last_job(instance_id=instance.pk)
         if last is None:
             raise InvalidRequest("The instance has no job to retry.")
         job = job_retry(job=last, **who)

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass
 from django.db.models import Count, Prefetch, Sum
 from django.db.models.functions import Coalesce
 
+from inventory.models import InstanceType
 from provisioning.models import AllocatedCpu, AllocatedGpu, AllocatedMemory, Allocation, Instance, Job
 
 __all__ = [
@@ -150,6 +151,24 @@ _POWER_ACTIONS = {
 }
 
 
+def instance_last_job(*, instance_id: int) -> Job | None:
+    """The instance's newest job: the one its page follows and the only one a retry may run again."""
+    return Job.objects.filter(instance_id=instance_id).order_by("-created", "-id").first()
+
+
+def resize_plans(*, instance: Instance) -> list[InstanceType]:
+    """The plans on sale that a resize of the instance may choose: its class and GPU model, not its own."""
+    return list(
+        InstanceType.objects.filter(
+            type_class=instance.instance_type.type_class,
+            gpu_model=instance.instance_type.gpu_model_id,
+            deprecated=False,
+        )
+        .exclude(pk=instance.instance_type_id)
+        .order_by("gpus", "id")
+    )
+
+
 def instance_live(*, instance_id: int) -> dict | None:
     """What the live instance page shows and polls for: status, the last job and its progress, the
     failure reason, the address, and which actions the instance's state allows now. Two queries."""
@@ -164,7 +183,7 @@ def instance_live(*, instance_id: int) -> dict | None:
     )  # fmt: skip
     if instance is None:
         return None
-    job = instance.jobs.order_by("-created", "-id").first()
+    job = instance_last_job(instance_id=instance.pk)
     in_flight = job is not None and job.status in (Job.Status.SCHEDULED, Job.Status.STARTED)
     actions: list[str] = []
     if not in_flight:

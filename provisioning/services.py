@@ -37,7 +37,7 @@ from provisioning.exceptions import (
     RegionNotValid,
 )
 from provisioning.models import LABEL_RE, Instance, Job
-from provisioning.selectors import RETRYABLE, account_usage
+from provisioning.selectors import RETRYABLE, account_usage, instance_last_job
 
 ROOT_PASS_MIN, ROOT_PASS_MAX = 11, 128
 LIMIT_REACHED = "Account Limit reached. Please open a support ticket."
@@ -664,7 +664,7 @@ def job_retry(*, job: Job, actor: AbstractBaseUser | None, origin: str | None = 
             f"A failed {job.get_action_display().lower()} cannot be retried: its credentials were never "
             "kept. Ask for a new one with the new credentials."
         )
-    last = Job.objects.filter(instance_id=job.instance_id).order_by("-created", "-id").first()
+    last = instance_last_job(instance_id=job.instance_id)
     if last is None or last.pk != job.pk or job.status != Job.Status.FAILED:
         raise InvalidRequest("Only the instance's last job can be retried, and only when it failed.")
     instance = job.instance
