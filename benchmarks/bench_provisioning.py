@@ -1,8 +1,16 @@
 """Time from create to running on libvirt's test driver, with a real worker cluster, per broker.
 
 For each broker (the database, then Redis) and each burst size (10, 50, 100, 200 creates in flight at
-once): p50/p99 of create -> running (the create job's created -> finished timestamps) and the time to
-drain the burst. Between bursts the instances are deleted and their cards cleaned. PostgreSQL.
+once): p50/p99 of create -> running (from the commit of the burst to each create job's finished
+timestamp), the time to drain the burst, and the CPU per create of the worker cluster (all its
+processes), of the hypervisor service and of the database's backends. Between bursts the instances
+are deleted and their cards cleaned (timed too: the delete and the hygiene path run on the same
+workers). PostgreSQL; one hypervisor service holds every test-driver host, as in the demo, and the
+cluster is warm (one create ran) before the first burst.
+
+The cluster runs with the product's settings (GPUADMIN_Q_WORKERS, GPUADMIN_Q_POLL, ... from the
+environment, else their defaults). Redis: BENCH_REDIS_URL (default redis://127.0.0.1:6379/13); the
+databases are gpuadmin_bench_provisioning_orm and _redis on the server of $DATABASE_URL.
 
 Targets (issue #13), for each broker: 100 in flight p50 < 1 s and p99 < 3 s, 200 in flight p99 < 6 s,
 and the worker draining the largest burst at least as fast as the API's create target (75/s).
@@ -15,12 +23,53 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 BURSTS = (10, 50, 100, 200)
 HOSTS = 50  # 4 cards each: room for the largest burst of 1-GPU instances
 # in flight -> (p50 below, p99 below), seconds
 TARGETS = {100: (1.0, 3.0), 200: (None, 6.0)}
 WORKER_CREATES_PER_S = 75.0
+# Every wait of a phase together: the benchmark is part of `make bench`, it must end.
+PHASE_SECONDS = 420
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of process `pid`, with that of its children it has waited for (0 if gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(field) for field in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def session_cpu(session: int) -> float:
+    """CPU of every live process of a session (a worker cluster: its main process, workers, monitor)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:
+            total += cpu_seconds(int(entry.name))
+    return total
+
+
+def backends_cpu(database: str) -> float:
+    """CPU of the PostgreSQL backends serving `database` now (the server runs on this machine)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [database])
+        return sum(cpu_seconds(pid) for (pid,) in cursor.fetchall())
+
+
+def load_average() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
 
 
 def burst_met(burst: dict) -> bool:
@@ -38,31 +87,23 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def run_phase(broker: str) -> dict:
-    """One broker, in this process: Django is configured from the environment the parent set."""
-    import django
-
-    django.setup()
+def fleet_setup(*, hosts: int):
+    """The demo's data, `hosts` 4-card test-driver hosts in region bench-east, an employee account."""
     from django.core.management import call_command
-    from django.db import transaction
-    from django.utils import timezone
 
     from accounts.models import Account
     from accounts.services import account_create, user_create
-    from benchmarks.cluster import WorkerClusters, project_env
     from gpuadmin.demo import seed_demo
     from hypervisor.profiles import RTX6000_2X2, profile_uri
-    from inventory.models import GpuDevice, Host, Image, InstanceType, Region
+    from inventory.models import Host, Image, InstanceType, Region
     from inventory.sync import host_enroll
     from networking.services import pool_create
-    from provisioning.models import Instance, Job
-    from provisioning.services import instance_create, instance_delete
 
     call_command("migrate", verbosity=0)
     seed_demo()
     region = Region.objects.create(id="bench-east", label="Bench", country="us")
     pool_create(region=region, network="10.252.0.0/20")
-    for number in range(HOSTS):
+    for number in range(hosts):
         hostname = f"bench-gpu-{number:03d}"
         host_enroll(
             region=region,
@@ -73,44 +114,87 @@ def run_phase(broker: str) -> dict:
     account = account_create(name="bench", email="bench@example.com", kind=Account.Kind.EMPLOYEE)
     user = user_create(username="bench", email="bench@example.com", password="x", account=account)
     plan, image = InstanceType.objects.get(pk="g1-gpu-rtx6000-1"), Image.objects.get(pk="linode/ubuntu22.04")
+    return account, user, plan, region, image
 
-    def wait_for(condition, limit: float) -> None:
-        deadline = time.monotonic() + limit
+
+def run_phase(broker: str) -> dict:
+    """One broker, in this process: Django is configured from the environment the parent set."""
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from benchmarks.cluster import WorkerClusters, project_env
+    from inventory.models import GpuDevice
+    from provisioning.models import Instance, Job
+    from provisioning.services import instance_create, instance_delete
+
+    account, user, plan, region, image = fleet_setup(hosts=HOSTS)
+    database = connection.settings_dict["NAME"]
+    workers = settings.Q_CLUSTER["workers"]
+    deadline = time.monotonic() + PHASE_SECONDS
+
+    def wait_for(condition) -> None:
         while not condition():
             if time.monotonic() > deadline:
-                raise TimeoutError("the worker cluster did not drain the burst in time")
-            time.sleep(0.1)
+                raise TimeoutError(f"the worker cluster did not drain within the phase's {PHASE_SECONDS} s")
+            time.sleep(0.05)
+
+    def create(count: int) -> list[int]:
+        # The whole burst commits at once, so every create is queued before the first one runs.
+        with transaction.atomic():
+            return [
+                instance_create(
+                    account=account, actor=user, plan=plan, region=region, image=image,
+                    root_pass="Bench-Pass-1234",
+                ).pk
+                for _ in range(count)
+            ]  # fmt: skip
+
+    def settled(ids: list[int]) -> bool:
+        return not Job.objects.filter(instance_id__in=ids, status__in=Job.IN_FLIGHT).exists()
+
+    def delete(ids: list[int]) -> None:
+        for instance in Instance.objects.filter(pk__in=ids):
+            with transaction.atomic():
+                instance_delete(instance=instance, actor=user)
+        wait_for(lambda: settled(ids))
+        wait_for(lambda: not GpuDevice.objects.filter(state=GpuDevice.State.CLEANING).exists())
 
     results = []
-    with WorkerClusters(
-        count=1,
-        env=project_env(
-            **{k: v for k, v in os.environ.items() if k.startswith("GPUADMIN_")}
-            | {"DATABASE_URL": os.environ["DATABASE_URL"]}
-        ),
-    ):
+    env = project_env(
+        **{k: v for k, v in os.environ.items() if k.startswith("GPUADMIN_")}
+        | {"DATABASE_URL": os.environ["DATABASE_URL"]}
+    )
+    load_at_start = load_average()
+    with WorkerClusters(count=1, env=env, workers=workers) as clusters:
+        session = clusters.processes[0].pid  # the cluster leads its own session
+        service = int(os.environ["BENCH_SERVICE_PID"])
+        warm = create(1)  # the cluster's start (Django, its workers' fork) is not a create's latency
+        wait_for(lambda: settled(warm))
+        delete(warm)
         for burst in BURSTS:
-            # The whole burst commits at once, so every create is queued before the first one runs.
-            with transaction.atomic():
-                ids = [
-                    instance_create(
-                        account=account, actor=user, plan=plan, region=region, image=image,
-                        root_pass="Bench-Pass-1234",
-                    ).pk
-                    for _ in range(burst)
-                ]  # fmt: skip
+            cpu_before = (session_cpu(session), cpu_seconds(service), backends_cpu(database))
+            ids = create(burst)
             committed, started = timezone.now(), time.monotonic()
-            wait_for(
-                lambda ids=ids: (
-                    not Job.objects.filter(instance_id__in=ids, status__in=Job.IN_FLIGHT).exists()
-                ),
-                600,
-            )
+            wait_for(lambda ids=ids: settled(ids))
             drained = time.monotonic() - started
+            cluster_cpu, service_cpu, database_cpu = (
+                after - before
+                for after, before in zip(
+                    (session_cpu(session), cpu_seconds(service), backends_cpu(database)),
+                    cpu_before,
+                    strict=True,
+                )
+            )
             jobs = list(Job.objects.filter(instance_id__in=ids, action=Job.Action.CREATE))
             latencies = [
                 (j.finished - committed).total_seconds() for j in jobs if j.status == Job.Status.FINISHED
             ]
+            started = time.monotonic()
+            delete(ids)
             results.append(
                 {
                     "in_flight": burst,
@@ -120,19 +204,20 @@ def run_phase(broker: str) -> dict:
                     "p99_s": round(percentile(latencies, 0.99), 3),
                     "drain_s": round(drained, 2),
                     "creates_per_s": round(burst / drained, 1),
+                    "cluster_cpu_ms_per_create": round(1000 * cluster_cpu / burst, 1),
+                    "service_cpu_ms_per_create": round(1000 * service_cpu / burst, 1),
+                    "database_cpu_ms_per_create": round(1000 * database_cpu / burst, 1),
+                    "delete_and_clean_s": round(time.monotonic() - started, 2),
                 }
             )
-            for instance in Instance.objects.filter(pk__in=ids):
-                with transaction.atomic():
-                    instance_delete(instance=instance, actor=user)
-            wait_for(
-                lambda ids=ids: (
-                    not Job.objects.filter(instance_id__in=ids, status__in=Job.IN_FLIGHT).exists()
-                ),
-                600,
-            )
-            wait_for(lambda: not GpuDevice.objects.filter(state=GpuDevice.State.CLEANING).exists(), 600)
-    return {"broker": broker, "workers": 2, "hosts": HOSTS, "bursts": results}
+    return {
+        "broker": broker,
+        "workers": workers,
+        "poll_s": settings.Q_CLUSTER["poll"],
+        "hosts": HOSTS,
+        "load_average_start_end": [load_at_start, load_average()],
+        "bursts": results,
+    }
 
 
 def main() -> int:
@@ -140,6 +225,7 @@ def main() -> int:
         sys.stdout.write(json.dumps(run_phase(sys.argv[2])) + "\n")
         return 0
     from benchmarks.database import fresh_database
+    from benchmarks.stack import HypervisorService
 
     phases = []
     for broker in ("orm", "redis"):
@@ -152,12 +238,18 @@ def main() -> int:
             GPUADMIN_JOB_BACKOFF_SECONDS="0.2",
             GPUADMIN_LOG_LEVEL="WARNING",
         )
+        for name in ("GPUADMIN_Q_WORKERS", "GPUADMIN_Q_POLL", "GPUADMIN_Q_BULK"):
+            if os.environ.get(name):  # the cluster's settings under test; the product's defaults otherwise
+                env[name] = os.environ[name]
         if broker == "redis":
             env["GPUADMIN_REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
-        done = subprocess.run(
-            [sys.executable, "-m", "benchmarks.bench_provisioning", "--phase", broker],
-            env=env, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        with HypervisorService() as service:  # every test-driver host in one process, as in the demo
+            env["GPUADMIN_HYPERVISOR_SOCKET"] = str(service.socket)
+            env["BENCH_SERVICE_PID"] = str(service.process.pid)
+            done = subprocess.run(
+                [sys.executable, "-m", "benchmarks.bench_provisioning", "--phase", broker],
+                env=env, capture_output=True, text=True, check=False,
+            )  # fmt: skip
         if done.returncode != 0:
             sys.stderr.write(done.stderr[-4000:])
             raise SystemExit(f"{broker} phase failed")
