@@ -7,6 +7,7 @@ debug is off. `.env.example` lists them all.
 import ipaddress
 import os
 import re
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -37,6 +38,16 @@ def env_int(name: str, default: int) -> int:
         return int(value)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from exc
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -161,10 +172,18 @@ MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 _default_sqlite = f"sqlite:///{VAR_DIR / 'gpuadmin.sqlite3'}"
 if not os.environ.get("DATABASE_URL"):
     VAR_DIR.mkdir(parents=True, exist_ok=True)
+# The worker cluster (`manage.py qcluster`: its broker, workers and monitor are forked from this process).
+RUNS_WORKER_CLUSTER = sys.argv[1:2] == ["qcluster"]
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or _default_sqlite,
-        conn_max_age=env_int("GPUADMIN_DB_CONN_MAX_AGE", 0),
+        # A worker cluster keeps its connections: closed after every task (and every poll of the ORM
+        # broker) they cost a new PostgreSQL backend each time, more than the task's own statements.
+        conn_max_age=env_int("GPUADMIN_Q_DB_CONN_MAX_AGE", 300)
+        if RUNS_WORKER_CLUSTER
+        else env_int("GPUADMIN_DB_CONN_MAX_AGE", 0),
+        # A kept connection is checked before a task uses it (a restarted database is reconnected).
+        conn_health_checks=RUNS_WORKER_CLUSTER,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -250,12 +269,21 @@ Q_CLUSTER = {
     "retry": env_int("GPUADMIN_Q_RETRY", 360),
     "max_attempts": env_int("GPUADMIN_Q_MAX_ATTEMPTS", 3),
     "ack_failures": True,
-    "save_limit": 1000,
+    # Every result is saved, and the heartbeat (every minute) prunes the successful ones beyond
+    # GPUADMIN_Q_RESULTS_KEPT. Not django-q2's own save_limit: it locks and counts every kept result at
+    # each save, a cost per task that grows with the limit (32 ms of CPU at 1,000).
+    "save_limit": 0,
     "catch_up": False,
-    "poll": 0.2,
+    # ORM broker: seconds between polls of an empty queue, and tasks taken per poll.
+    "poll": env_float("GPUADMIN_Q_POLL", 0.2),
+    "bulk": env_int("GPUADMIN_Q_BULK", 1),
+    # A worker process is replaced after this many tasks (a leak cannot grow for ever).
+    "recycle": env_int("GPUADMIN_Q_RECYCLE", 500),
     "sync": env_bool("GPUADMIN_Q_SYNC", False),
     "label": "Task queue",
 }
+# Successful task results kept (the newest); failures are all kept.
+GPUADMIN_Q_RESULTS_KEPT = env_int("GPUADMIN_Q_RESULTS_KEPT", 1000)
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
     CACHES["flags"] = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
