@@ -5,6 +5,7 @@ in a fresh worker after a crash, gives the same result: the second call answers 
 Every call checks `hypervisor.faults` first, and raises only HypervisorError subclasses.
 """
 
+import dataclasses
 import time
 import xml.etree.ElementTree as ET
 from enum import StrEnum
@@ -93,8 +94,12 @@ def ensure_volume(conn: libvirt.virConnect, disk: DiskSpec) -> Outcome:
 
 
 def ensure_defined(conn: libvirt.virConnect, spec: DomainSpec) -> Outcome:
-    """The domain is defined with the XML built from `spec`: defined if missing, redefined if it changed."""
+    """The domain is defined with the XML built from `spec`: defined if missing, redefined if it changed.
+    A spec without a domain type gets the host's preferred one (`preferred_domain_type`), asked on the
+    same connection: no call of its own from the worker."""
     uri = uri_of(conn)
+    if not spec.domain_type:
+        spec = dataclasses.replace(spec, domain_type=preferred_domain_type(conn))
     xml = build_domain_xml(spec)
     faults.check(Step.DEFINE, uri)
     with translated(uri=uri, step=Step.DEFINE):

@@ -136,7 +136,7 @@ class DomainSpec:
     hugepages_1g: bool = False
     uefi: bool = False
     windows: bool = False  # Hyper-V enlightenments and a local-time clock
-    domain_type: str = "kvm"
+    domain_type: str = "kvm"  # "": the host's preferred one, resolved by lifecycle.ensure_defined
     title: str = ""
     seed: SeedSpec | None = None  # attached read-only as a SCSI cdrom on a virtio-scsi controller
     kernel: KernelBoot | None = None  # None: the firmware boots the disk

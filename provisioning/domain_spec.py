@@ -26,11 +26,14 @@ from hypervisor.spec import (
     mac_for_instance,
 )
 from inventory.models import HostCpu, Image, InstanceType
-from networking.selectors import instance_ipv4
+from networking.selectors import InstanceIpv4, instance_ipv4
 from provisioning import cloudinit
 from provisioning.models import Allocation, Instance
 
 MIB_PER_HUGEPAGE = 1024
+
+# Not given: read it (None is a value: the instance holds no address, or has no seed).
+UNSET = object()
 
 
 def domain_spec_for(
@@ -40,8 +43,15 @@ def domain_spec_for(
     include_gpus: bool = True,
     domain_type: str = "kvm",
     network: NetworkSpec | None = None,
+    seed: SeedSpec | None | object = UNSET,
+    address: InstanceIpv4 | None | object = UNSET,
 ) -> DomainSpec:
-    """The guest `instance` should be on the host of `allocation` (released or not: the rows stay)."""
+    """The guest `instance` should be on the host of `allocation` (released or not: the rows stay).
+
+    `seed` and `address`, when the caller has them (a job builds the seed first, from the same read of
+    the instance's address), are not read again."""
+    if address is UNSET and (network is None or seed is UNSET):
+        address = instance_ipv4(instance=instance)
     cpus = list(allocation.cpus.select_related("cpu__numa_node").order_by("vcpu"))
     memory = list(allocation.memory.select_related("numa_node"))
     gpus = list(allocation.gpus.select_related("gpu__numa_node", "gpu__model").order_by("gpu__pci_address"))
@@ -72,7 +82,9 @@ def domain_spec_for(
         for row in gpus
     )
     siblings = {row.cpu.cpu_id: set(row.cpu.siblings) for row in cpus}
-    emulator = HostCpu.objects.filter(host_id=allocation.host_id, reserved=True, numa_node__index__in=order)
+    # The reserved CPUs of the cells' nodes, by the nodes' ids the rows above carry (no join to plan).
+    nodes = {row.cpu.numa_node_id for row in cpus}
+    emulator = HostCpu.objects.filter(host_id=allocation.host_id, reserved=True, numa_node_id__in=nodes)
     image = instance.image
     plan = allocation.instance_type
     return DomainSpec(
@@ -89,8 +101,10 @@ def domain_spec_for(
         windows=bool(image and image.os_type == Image.OsType.WINDOWS),
         domain_type=domain_type,
         disk=disk_spec_for(instance=instance, plan=plan, pool=allocation.host.storage_pool),
-        network=network or network_spec_for(instance=instance, allocation=allocation),
-        seed=seed_spec_for(instance=instance, pool=allocation.host.storage_pool),
+        network=network or network_spec_for(instance=instance, allocation=allocation, address=address),
+        seed=seed_spec_for(instance=instance, pool=allocation.host.storage_pool, address=address)
+        if seed is UNSET
+        else seed,
         kernel=KernelBoot(image.kernel, image.initrd, image.kernel_cmdline)
         if image and image.kernel
         else None,
@@ -99,9 +113,12 @@ def domain_spec_for(
     )
 
 
-def network_spec_for(*, instance: Instance, allocation: Allocation) -> NetworkSpec:
+def network_spec_for(
+    *, instance: Instance, allocation: Allocation, address: InstanceIpv4 | None | object = UNSET
+) -> NetworkSpec:
     """The NIC on the host's bridge, sending only from the instance's address, at the plan's rate."""
-    address = instance_ipv4(instance=instance)
+    if address is UNSET:
+        address = instance_ipv4(instance=instance)
     return NetworkSpec(
         kind="bridge",
         source=allocation.host.bridge,
@@ -116,13 +133,16 @@ def console_log_path(instance_id: int) -> str:
     return os.path.join(directory, f"gpuadmin-{instance_id}-console.log") if directory else ""
 
 
-def seed_spec_for(*, instance: Instance, pool: str = STORAGE_POOL) -> SeedSpec | None:
+def seed_spec_for(
+    *, instance: Instance, pool: str = STORAGE_POOL, address: InstanceIpv4 | None | object = UNSET
+) -> SeedSpec | None:
     """The instance's NoCloud seed in `pool`; None for an instance deployed from no image (Linode gives
     such a Linode no credentials either). Its network-config has the address the instance holds in its
     region's pool (networking), with the pool's prefix and gateway; DHCP when it holds none."""
     if instance.image_id is None:
         return None
-    address = instance_ipv4(instance=instance)
+    if address is UNSET:
+        address = instance_ipv4(instance=instance)
     credentials = instance.cloud_init_user_data
     customer = cloudinit.decode_user_data(instance.user_data) if instance.user_data else None
     return SeedSpec(

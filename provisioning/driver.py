@@ -18,9 +18,10 @@ from django.conf import settings
 from hypervisor import lifecycle, seed, volumes
 from hypervisor.errors import HypervisorError
 from hypervisor.routing import on_host, on_hosts
-from hypervisor.spec import DiskSpec
+from hypervisor.spec import DiskSpec, SeedSpec
 from inventory.models import GpuDevice, Host, InstanceType
 from inventory.services import host_record_libvirt_error
+from networking.selectors import InstanceIpv4, instance_ipv4
 from provisioning.domain_spec import disk_spec_for, domain_spec_for, seed_spec_for
 from provisioning.models import Allocation, Instance
 
@@ -43,10 +44,14 @@ class DomainSeen:
 
 
 class HostDriver:
-    """Every call counts the libvirt errors it meets on the host (Host.libvirt_errors, for /metrics)."""
+    """Every call counts the libvirt errors it meets on the host (Host.libvirt_errors, for /metrics).
+
+    A driver serves one job (`driver_for` in the workflow): it reads an instance's address and builds
+    its seed once, so the seed step and the domain that points at the seed agree, in one query."""
 
     def __init__(self, host: Host) -> None:
         self.host = host
+        self._seeds: dict[int, tuple[InstanceIpv4 | None, SeedSpec | None]] = {}
 
     def call(self, function: Callable[..., T], /, *args, **kwargs) -> T:
         """`function(connection to this host, *args, **kwargs)`, wherever the host's state lives."""
@@ -60,8 +65,22 @@ class HostDriver:
             raise
 
     def _spec(self, instance: Instance, allocation: Allocation):
-        domain_type = settings.GPUADMIN_DOMAIN_TYPE or self.call(lifecycle.preferred_domain_type)
-        return domain_spec_for(instance=instance, allocation=allocation, domain_type=domain_type)
+        # Empty: the host's preferred type, resolved in the define call itself (one call, not two).
+        domain_type = settings.GPUADMIN_DOMAIN_TYPE
+        if allocation.host_id != self.host.pk:  # not this host's pool: nothing known to reuse
+            return domain_spec_for(instance=instance, allocation=allocation, domain_type=domain_type)
+        address, seed_spec = self._seed_and_address(instance)
+        return domain_spec_for(
+            instance=instance, allocation=allocation, domain_type=domain_type, seed=seed_spec, address=address
+        )
+
+    def _seed_and_address(self, instance: Instance) -> tuple[InstanceIpv4 | None, SeedSpec | None]:
+        known = self._seeds.get(instance.pk)
+        if known is None:
+            address = instance_ipv4(instance=instance)
+            spec = seed_spec_for(instance=instance, pool=self.host.storage_pool, address=address)
+            known = self._seeds[instance.pk] = (address, spec)
+        return known
 
     @property
     def simulated(self) -> bool:
@@ -80,7 +99,7 @@ class HostDriver:
     def ensure_seed(self, instance: Instance) -> str:
         """The instance's NoCloud seed in this host's pool, with what the instance says now. The image is
         built here, in the worker, and only its bytes travel to the host."""
-        spec = seed_spec_for(instance=instance, pool=self.host.storage_pool)
+        _, spec = self._seed_and_address(instance)
         if spec is None:
             return lifecycle.Outcome.ALREADY  # deployed from no image: no credentials to deliver
         return self.call(seed.ensure_seed, spec, seed.build_seed_iso(spec))

@@ -225,9 +225,12 @@ def lease_kept(job: Job) -> Iterator[None]:
 
 
 def job_progress(*, job: Job, step: str, percent: int) -> Job:
-    """Record a finished step; renews the lease (and raises JobSuperseded or LeaseLost like job_renew)."""
+    """Record a finished step; renews the lease (and raises JobSuperseded or LeaseLost like job_renew).
+    What the step noted in `job.params` (the steps a test-driver host simulated) is written with it."""
     percent = max(job.percent_complete, min(percent, 100))
-    job_renew(job=job, step=step, percent_complete=percent)
+    fields = {"params": job.params} if getattr(job, "params_changed", False) else {}
+    job_renew(job=job, step=step, percent_complete=percent, **fields)
+    job.params_changed = False
     job.step, job.percent_complete = step, percent
     return job
 

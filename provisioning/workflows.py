@@ -51,9 +51,9 @@ class JobFailed(Exception):
 
 def job_run(*, job_id: int) -> str:
     """Run a job to its end. Returns what happened, for the task result and the logs."""
-    job = Job.objects.select_related("instance__host", "instance__instance_type", "instance__image").get(
-        pk=job_id
-    )
+    job = Job.objects.select_related(
+        "instance__host", "instance__instance_type", "instance__image", "instance__account"
+    ).get(pk=job_id)
     # Every log line of the run names the job, its instance and the request that asked for it.
     with log_context(job_id=job.pk, instance_id=job.instance_id, request_id=job.request_id):
         outcome = _job_run(job)
@@ -93,7 +93,7 @@ def _active_allocation(instance: Instance) -> Allocation | None:
     """The instance's allocation: during a move across hosts, the one it moves to."""
     return (
         instance.allocations.filter(released_at__isnull=True, move_source=False)
-        .select_related("host")
+        .select_related("host", "instance_type")
         .first()
     )
 
@@ -107,6 +107,8 @@ def _move_source(instance: Instance) -> Allocation | None:
 
 def _record_disk_size(instance: Instance, capacity_mib: int) -> None:
     """The boot volume now has `capacity_mib` (it never shrinks, so a smaller number changes nothing)."""
+    if instance.disk_mib >= capacity_mib:
+        return  # recorded already (the row only grows, so it holds at least what this one read)
     Instance.objects.filter(pk=instance.pk, disk_mib__lt=capacity_mib).update(disk_mib=capacity_mib)
     instance.disk_mib = max(instance.disk_mib, capacity_mib)
 
@@ -138,11 +140,12 @@ def _run_steps(job: Job, steps: list[Step]) -> None:
 
 
 def _note_simulated(job: Job, step: str) -> None:
-    """A step a test-driver host only pretended to do (no data to grow or copy): the job says which."""
+    """A step a test-driver host only pretended to do (no data to grow or copy): the job says which,
+    written with the step's progress (jobs.job_progress), under the lease."""
     simulated = job.params.setdefault("simulated_steps", [])
     if step not in simulated:
         simulated.append(step)
-        job.save(update_fields=["params"])
+        job.params_changed = True
 
 
 def _set_status(instance: Instance, status: str, reason: str = "") -> None:
@@ -227,7 +230,7 @@ def _create(job: Job) -> None:
             job, instance, "its allocation was released before the domain was built", Instance.Status.FAILED
         )
     driver = driver_for(allocation.host)
-    if not Account.objects.filter(pk=instance.account_id, active=True).exists():
+    if not instance.account.active:  # read with the job, as its run began
         # Suspended while the create waited in the queue: build nothing, give back what it holds.
         _roll_back_create(job, instance, driver, ACCOUNT_SUSPENDED_REASON)
         raise JobFailed(ACCOUNT_SUSPENDED_REASON)
