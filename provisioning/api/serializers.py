@@ -99,12 +99,6 @@ class InstanceSerializer(serializers.Serializer):
     def get_has_user_data(self, instance) -> bool:
         return bool(instance.user_data)  # Linode's metadata.user_data, carried by the NoCloud seed
 
-
-class MetadataSerializer(serializers.Serializer):
-    """Linode's metadata object: the customer's cloud-init user data, base64 (the service checks it)."""
-
-    user_data = Text(required=False, allow_null=True, allow_blank=True, max_length=65536)
-
     def to_representation(self, instance) -> dict:
         """The object the fields above declare (the schema reads them), built in one go: DRF's walk
         field by field, nested serializer and method fields was most of a 500-Linode page's CPU.
@@ -137,6 +131,12 @@ class MetadataSerializer(serializers.Serializer):
             "host_uuid": self.get_host_uuid(instance),
             "has_user_data": self.get_has_user_data(instance),
         }
+
+
+class MetadataSerializer(serializers.Serializer):
+    """Linode's metadata object: the customer's cloud-init user data, base64 (the service checks it)."""
+
+    user_data = Text(required=False, allow_null=True, allow_blank=True, max_length=65536)
 
 
 _TIMESTAMP = Timestamp()
