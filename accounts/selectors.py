@@ -2,6 +2,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from accounts.models import Account, ApiToken, Origin
 from accounts.tokens import hash_secret
+from gpuadmin.queries import row_or_none
 
 
 def account_of(*, user: AbstractBaseUser | None) -> Account | None:
@@ -14,10 +15,8 @@ def account_of(*, user: AbstractBaseUser | None) -> Account | None:
 
 def api_token_by_secret(*, secret: str) -> ApiToken | None:
     """The token a bearer secret names, with its user and account, or None. Expiry is the caller's call."""
-    return (
-        ApiToken.objects.select_related("user__membership__account")
-        .filter(token_hash=hash_secret(secret))
-        .first()
+    return row_or_none(
+        ApiToken.objects.select_related("user__membership__account").filter(token_hash=hash_secret(secret))
     )
 
 

@@ -14,7 +14,6 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from gpuadmin.validation import clean_for_insert
 from inventory.models import Region
 from networking.exceptions import AddressesExhausted, PoolInvalid
 from networking.models import Ipv4Address, Ipv4Assignment, Ipv4Pool
@@ -79,14 +78,15 @@ def free_addresses(*, now=None) -> QuerySet[Ipv4Address]:
     )
 
 
-def address_claim(*, instance, region: Region) -> Ipv4Address:
+def address_claim(*, instance, region: Region, new_instance: bool = False) -> Ipv4Address:
     """Give `instance` a free address of `region`, inside the caller's transaction. An instance that
-    holds one already keeps it (a create retried). Raises AddressesExhausted when none is free.
+    holds one already keeps it (a create retried); one inserted in this transaction (`new_instance`)
+    cannot, and is not asked. Raises AddressesExhausted when none is free.
 
     Locked rows are passed over (another create holds them until it commits or rolls back); only
     when nothing else is left does the claim wait for them, and a row its holder took is then skipped
     by PostgreSQL's re-check of `holder IS NULL` on the row's new version."""
-    held = Ipv4Address.objects.filter(holder=instance).first()
+    held = None if new_instance else Ipv4Address.objects.filter(holder=instance).first()
     if held is not None:
         return held
     now = timezone.now()
@@ -100,12 +100,18 @@ def address_claim(*, instance, region: Region) -> Ipv4Address:
     if address is None:
         raise AddressesExhausted(f"{region.id} has no free public IPv4 address")
     address.holder, address.held_since, address.free_after = instance, now, None
-    # One holder per address: checked at the top (an instance keeps what it holds); held with a start
-    # and no cool-down: set just above. The database holds both; no query per constraint here.
-    clean_for_insert(address)
+    # Only the holder, its start and the cool-down change. The row's pool and address are as read and the
+    # holder is the instance the caller holds: none is looked up again. One holder per address was checked
+    # at the top (an instance keeps what it holds); the database holds it, with the other constraints.
+    address.full_clean(exclude=_UNCHANGED_BY_CLAIM, validate_unique=False, validate_constraints=False)
     address.save(update_fields=["holder", "held_since", "free_after"])
     Ipv4Assignment.objects.create(address=address, instance=instance, assigned_at=now)
     return address
+
+
+_UNCHANGED_BY_CLAIM = [
+    f.name for f in Ipv4Address._meta.concrete_fields if f.name not in ("held_since", "free_after")
+]
 
 
 def _first_free(free: QuerySet[Ipv4Address], pools: list[int], *, wait: bool) -> Ipv4Address | None:

@@ -63,9 +63,11 @@ def job_start(
     actor: AbstractBaseUser | None,
     origin: str | None = None,
     params: dict | None = None,
+    new_instance: bool = False,
 ) -> Job:
-    """The job row, enqueued on commit. `origin` defaults to what the actor is to the instance's account."""
-    if Job.objects.filter(instance=instance, status__in=Job.IN_FLIGHT).exists():
+    """The job row, enqueued on commit. `origin` defaults to what the actor is to the instance's account.
+    An instance inserted in this transaction (`new_instance`) has no job to be busy with: not asked."""
+    if not new_instance and Job.objects.filter(instance=instance, status__in=Job.IN_FLIGHT).exists():
         raise InstanceBusy("Linode busy.")
     job = Job(
         instance=instance,

@@ -16,6 +16,7 @@ from accounts.limits import account_limits
 from accounts.models import Account
 from accounts.selectors import account_of, origin_of
 from accounts.services import audit_record
+from gpuadmin.queries import row_or_none
 from gpuadmin.validation import clean_for_insert
 from inventory.models import Image, InstanceType, Region
 from inventory.selectors import plan_available
@@ -54,21 +55,21 @@ SSH_KEY_PREFIXES = (
 
 def plan_for(*, user: AbstractBaseUser | None, plan_id: str) -> InstanceType:
     """The plan a user may buy. A GPU plan hidden by the flag is as absent as a plan that does not exist."""
-    plan = InstanceType.objects.select_related("gpu_model").filter(pk=plan_id).first()
+    plan = row_or_none(InstanceType.objects.select_related("gpu_model").filter(pk=plan_id))
     if plan is None or (plan.is_gpu and not gpu_plans_visible(user=user)):
         raise PlanNotFound("A valid plan type by that ID was not found")
     return plan
 
 
 def region_for(*, region_id: str) -> Region:
-    region = Region.objects.filter(pk=region_id).first()
+    region = row_or_none(Region.objects.filter(pk=region_id))
     if region is None:
         raise RegionNotValid("region is not valid")
     return region
 
 
 def image_for(*, image_id: str) -> Image:
-    image = Image.objects.filter(pk=image_id, public=True).first()
+    image = row_or_none(Image.objects.filter(pk=image_id, public=True))
     if image is None:
         raise InvalidRequest(f"Not found: image {image_id!r} does not exist.", field="image")
     return image
@@ -174,6 +175,8 @@ def _limits_check(*, account: Account, plan: InstanceType, new_instance: bool, g
     """Refuse what would take the account past its limits. Called under the account's row lock
     (_account_locked) so that two creates racing for the last GPU of a limit cannot both pass."""
     limits = account_limits(account=account)
+    if limits.gpus.value is None and limits.instances.value is None:
+        return  # nothing to count against
     usage = account_usage(account_id=account.pk)
     whose = (
         ""
@@ -218,10 +221,13 @@ def instance_create_problems(
     authorized_keys: Sequence[str] = (),
     tags: Sequence[str] = (),
     with_capacity: bool = True,
+    with_limits: bool = True,
     metadata_user_data: str | None = None,
 ) -> list[ProvisioningError]:
     """Every reason instance_create would refuse this request now, in the order it checks them; writes
-    nothing. A form shows them all at once; instance_create raises the first."""
+    nothing. A form shows them all at once; instance_create raises the first.
+
+    instance_create leaves out what it decides again under its locks (capacity, the account's limits)."""
     problems: list[ProvisioningError] = []
 
     def check(call, *args, **kwargs) -> bool:
@@ -246,7 +252,7 @@ def instance_create_problems(
     check(_validate_tags, tags)
     if label is not None and check(validate_label, label) and _label_is_taken(account=account, label=label):
         problems.append(LabelTaken("Label must be unique among your linodes"))
-    if plan_ok:
+    if with_limits and plan_ok:
         check(_limits_check, account=account, plan=plan, new_instance=True, gpus_more=plan.gpus)
     if with_capacity and plan_ok and not plan_available(plan=plan, region=region):
         problems.append(NoCapacity(capacity_explanation(plan=plan, region=region)))
@@ -291,6 +297,7 @@ def instance_create(
         authorized_keys=authorized_keys,
         tags=tags,
         with_capacity=False,  # the claim decides, under its locks
+        with_limits=False,  # decided below, under the account's lock
         metadata_user_data=metadata_user_data,
     )
     if problems:
@@ -300,8 +307,8 @@ def instance_create(
         _limits_check(account=_account_locked(account), plan=plan, new_instance=True, gpus_more=plan.gpus)
         if label is None:
             label = _generated_label(account=account, region=region, plan=plan)
-        elif _label_is_taken(account=account, label=label):
-            raise LabelTaken("Label must be unique among your linodes")
+        # A label the caller chose was found free just above (LabelTaken); one a racing create took
+        # since then is the insert's IntegrityError.
         instance = Instance(
             account=account,
             label=label,
@@ -319,7 +326,6 @@ def instance_create(
             else "",
             user_data=validate_user_data(image=image, encoded=metadata_user_data),
         )
-        # The label was checked just above (LabelTaken); a create racing us for it is the IntegrityError.
         clean_for_insert(instance)
         try:
             # No savepoint of its own: the LabelTaken raised ends this whole transaction anyway.
@@ -327,7 +333,7 @@ def instance_create(
                 instance.save()
         except IntegrityError as exc:
             raise LabelTaken("Label must be unique among your linodes") from exc
-        job = _claim_and_start_create(instance=instance, actor=actor, origin=origin)
+        job = _claim_and_start_create(instance=instance, actor=actor, origin=origin, new_instance=True)
         audit_record(
             actor=actor,
             origin=job.origin,
@@ -338,12 +344,15 @@ def instance_create(
     return instance
 
 
-def _claim_and_start_create(*, instance: Instance, actor: AbstractBaseUser | None, origin: str | None) -> Job:
+def _claim_and_start_create(
+    *, instance: Instance, actor: AbstractBaseUser | None, origin: str | None, new_instance: bool
+) -> Job:
     """Claim what the instance's plan needs in its region and write its create job (inside the caller's
-    transaction): the part of a create that a retry of a failed create does again."""
+    transaction): the part of a create that a retry of a failed create does again. An instance inserted
+    in this transaction (`new_instance`) holds no address and has no job yet: neither is asked for."""
     allocation = allocation_claim(instance=instance, plan=instance.instance_type, region=instance.region)
     try:
-        address = address_claim(instance=instance, region=instance.region)
+        address = address_claim(instance=instance, region=instance.region, new_instance=new_instance)
     except AddressesExhausted as exc:
         raise NoCapacity(exc.message) from exc
     instance.ipv4 = [address.address]
@@ -354,6 +363,7 @@ def _claim_and_start_create(*, instance: Instance, actor: AbstractBaseUser | Non
         actor=actor,
         origin=origin,
         params={"allocation": allocation.pk},
+        new_instance=new_instance,
     )
 
 
@@ -700,7 +710,7 @@ def _create_retry(*, instance: Instance, job: Job, actor: AbstractBaseUser | Non
         _limits_check(account=account, plan=plan, new_instance=True, gpus_more=plan.gpus)
         locked.status, locked.status_reason = Instance.Status.PROVISIONING, ""
         locked.save(update_fields=["status", "status_reason", "updated"])
-        retry = _claim_and_start_create(instance=locked, actor=actor, origin=origin)
+        retry = _claim_and_start_create(instance=locked, actor=actor, origin=origin, new_instance=False)
         audit_record(
             actor=actor,
             origin=retry.origin,

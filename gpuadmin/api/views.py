@@ -5,7 +5,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
-from accounts.flags import gpu_plans_visible
+from accounts.flags import answers_kept, gpu_plans_visible
 from accounts.selectors import account_of
 from gpuadmin.api.authentication import BearerTokenAuthentication
 from gpuadmin.api.filtering import XFilterBackend
@@ -25,6 +25,10 @@ class LinodeMixin:
     renderer_classes = [JSONRenderer]
     parser_classes = [LinodeJSONParser]
     rate_buckets: dict[str, tuple[str, ...]] = {}
+
+    def dispatch(self, request, *args, **kwargs):
+        with answers_kept():  # the view and the services it calls see one answer per flag
+            return super().dispatch(request, *args, **kwargs)
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

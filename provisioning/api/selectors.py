@@ -3,6 +3,7 @@
 from django.db.models import Case, CharField, F, QuerySet, Value, When
 
 from accounts.models import Account
+from gpuadmin.queries import row_or_none
 from provisioning.models import Instance, Job
 
 
@@ -20,7 +21,7 @@ def instance_of(*, account: Account | None, instance_id: int) -> Instance | None
     """Another account's instance is as absent as one that never existed."""
     if not 0 < instance_id <= MAX_ID:
         return None
-    return instances_of(account=account).filter(pk=instance_id).first()
+    return row_or_none(instances_of(account=account).filter(pk=instance_id))
 
 
 def events_of(*, account: Account | None) -> QuerySet[Job]:

@@ -1,7 +1,10 @@
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.flags import (
     GPU_INSTANCES,
+    answers_kept,
     gpu_plans_visible,
     gpu_plans_visible_for,
     gpu_plans_visible_to_account,
@@ -64,3 +67,20 @@ def test_an_accounts_own_access_counts_its_kind_its_name_and_the_launch_never_a_
     assert gpu_plans_visible_to_account(account=plain)
     Flag.objects.filter(pk=flag.pk).update(everyone=False)
     assert not gpu_plans_visible_to_account(account=employees)
+
+
+def test_within_a_request_a_flag_is_decided_once_per_user_and_the_next_request_asks_again():
+    customer = make_user()
+    employee = make_user(account=make_account(kind=Account.Kind.EMPLOYEE))
+    with answers_kept():
+        assert not gpu_plans_visible(user=customer)
+        assert gpu_plans_visible(user=employee)  # another user: asked on its own
+        Flag.objects.filter(name=GPU_INSTANCES).update(everyone=True)
+        assert provisioning_enabled()
+        with CaptureQueriesContext(connection) as asked:
+            assert not gpu_plans_visible(user=customer)  # the request keeps its first answer
+            assert provisioning_enabled()
+        assert asked.captured_queries == []
+    with answers_kept():
+        assert gpu_plans_visible(user=customer)  # the launch, at the next request
+    assert gpu_plans_visible(user=None)  # outside a request: asked every time
