@@ -70,3 +70,36 @@ def test_a_linode_view_is_a_fixed_number_of_queries(world, employee, client, dja
     api.get(f"/v4/linode/instances/{linode.pk}")
     with django_assert_max_num_queries(2):  # token, instance with its plan
         assert api.get(f"/v4/linode/instances/{linode.pk}").status_code == 200
+
+
+def test_a_create_asks_the_flag_once_and_its_statements_do_not_grow(world, customer, client):
+    """The plan and the account both ask the GPU flag; within one request it is decided once."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.flags import GPU_INSTANCES, gpu_plans_visible
+    from gpuadmin.models import Flag
+    from tests.api.conftest import Api
+
+    Flag.objects.get(name=GPU_INSTANCES).accounts.add(account_of(user=customer))  # the slowest rule
+    api = Api(client, token_for(customer))
+    with CaptureQueriesContext(connection) as once:
+        assert gpu_plans_visible(user=customer)
+    one_decision = len(once.captured_queries)  # read now: the next request clears the log
+
+    def create() -> list[str]:
+        body = {"type": world.gpu_plan.pk, "region": "us-east", "image": world.image.pk}
+        with CaptureQueriesContext(connection) as captured:
+            response = api.post("/v4/linode/instances", {**body, "root_pass": "Create-Passw0rd!"})
+        assert response.status_code == 200, response.json()
+        statements = [q["sql"] for q in captured.captured_queries]
+        api.delete(f"/v4/linode/instances/{response.json()['id']}")
+        return statements
+
+    create()  # the token's last_used is written at most once a minute: not part of a steady create
+    first = create()
+    add_linodes(customer, 7, world)
+    later = create()
+    flag_reads = [sql for sql in first if "gpuadmin_flag" in sql]
+    assert len(flag_reads) == one_decision > 0
+    assert len(first) == len(later)
