@@ -14,7 +14,7 @@ fragments as guests leave. Every policy sees the same trace:
 Policies: the product's (best fit), first fit, spread, and fragmentation gradient descent (FGD, Weng
 et al., USENIX ATC '23): each request goes where the expected fragmentation of the target workload
 grows least, the target workload being the plan mix of the whole trace, counted as the paper's
-simulator counts the tasks of its input (known in advance, so the strongest FGD); fgd counts a plan as
+simulator counts the tasks of its input (known in advance, as the paper has it); fgd counts a plan as
 lost to a host where it could go only over more NUMA nodes than an empty node needs, fgd_plain only
 where it cannot go at all (the paper's test, which knows no NUMA). Two kinds of trace:
 the steady mix (MIX), and a changing one whose mix moves from small plans to large ones and back
