@@ -22,14 +22,16 @@ class Flag(AbstractUserFlag):
         verbose_name_plural = "Flags"
 
     def is_active_for_user(self, user) -> bool | None:
-        account = account_of(user=user)
-        # Any rule that lets the user in decides, so the one that needs no query is asked first: an
-        # employee of a dark launch is let in before waffle reads the flag's users and groups.
-        if account is not None and self.employee_accounts and account.is_employee:
+        # Any rule that lets the user in decides. When the user's account came with the user (the API's
+        # token lookup selects it), the employee rule needs no query and is asked first: an employee of
+        # a dark launch is let in before waffle reads the flag's users and groups.
+        in_hand = _account_in_hand(user)
+        if in_hand is not None and self.employee_accounts and in_hand.is_employee:
             return True
         is_active = super().is_active_for_user(user)
         if is_active:
             return is_active
+        account = account_of(user=user)
         if account is None:
             return None
         return self.is_active_for_account(account)
@@ -43,6 +45,14 @@ class Flag(AbstractUserFlag):
         if self.pk and self.accounts.filter(pk=account.pk).exists():
             return True
         return None
+
+
+def _account_in_hand(user):
+    """The user's account when it was read with the user, else None: asking costs no query."""
+    membership = getattr(type(user), "membership", None)  # the reverse one-to-one's descriptor
+    if membership is None or not membership.is_cached(user):
+        return None
+    return account_of(user=user)
 
 
 class WorkerHeartbeat(models.Model):

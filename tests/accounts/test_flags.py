@@ -84,3 +84,15 @@ def test_within_a_request_a_flag_is_decided_once_per_user_and_the_next_request_a
     with answers_kept():
         assert gpu_plans_visible(user=customer)  # the launch, at the next request
     assert gpu_plans_visible(user=None)  # outside a request: asked every time
+
+
+def test_an_employee_read_with_its_account_is_let_in_without_the_flags_users_and_groups():
+    employee = make_user(account=make_account(kind=Account.Kind.EMPLOYEE))
+    read_with_account = type(employee).objects.select_related("membership__account").get(pk=employee.pk)
+    with CaptureQueriesContext(connection) as asked:
+        assert gpu_plans_visible(user=read_with_account)
+    assert [
+        q["sql"] for q in asked.captured_queries if "flag_users" in q["sql"] or "flag_groups" in q["sql"]
+    ] == []
+    plain = type(employee).objects.get(pk=employee.pk)  # its account not in hand: waffle's order
+    assert gpu_plans_visible(user=plain)
