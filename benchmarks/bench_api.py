@@ -32,7 +32,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from benchmarks.cluster import ROOT, project_env
+from benchmarks.cluster import ROOT, cpu_seconds, project_env
 from benchmarks.database import fresh_database
 
 PORT = int(os.environ.get("BENCH_API_PORT", "8765"))
@@ -47,16 +47,6 @@ CREATES_PER_SECOND = {1000: 75.0, 10000: 60.0}  # at least, per fleet size
 CREATE_P99_MS = 300.0
 VIEW_VS_FLOOR = 2.0
 LIST_P50_MS = 40.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of process `pid` so far (0 for a process that is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:

@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.cluster import cpu_seconds
+
 BURSTS = (10, 50, 100, 200)
 HOSTS = 91  # 4 cards each: room for every burst and the warm-up create at once (no clean-up between)
 # in flight -> (p50 below, p99 below), seconds
@@ -33,16 +35,6 @@ TARGETS = {100: (1.0, 3.0), 200: (None, 6.0)}
 WORKER_CREATES_PER_S = 75.0
 # Every wait of a phase together: the benchmark is part of `make bench`, it must end.
 PHASE_SECONDS = 420
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of process `pid`, with that of its children it has waited for (0 if gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return sum(int(field) for field in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def session_cpu(session: int) -> float:
@@ -56,7 +48,7 @@ def session_cpu(session: int) -> float:
         except OSError:
             continue
         if int(fields[3]) == session:
-            total += cpu_seconds(int(entry.name))
+            total += cpu_seconds(int(entry.name), waited_children=True)
     return total
 
 
@@ -66,7 +58,7 @@ def backends_cpu(database: str) -> float:
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [database])
-        return sum(cpu_seconds(pid) for (pid,) in cursor.fetchall())
+        return sum(cpu_seconds(pid, waited_children=True) for (pid,) in cursor.fetchall())
 
 
 def load_average() -> list[float]:
@@ -180,14 +172,22 @@ def run_phase(broker: str) -> dict:
         warm, _ = create(1)  # the cluster's start (Django, its workers' fork) is not a create's latency
         wait_for(lambda: settled(warm))
         for burst in BURSTS:
-            cpu_before = (session_cpu(session), cpu_seconds(service), backends_cpu(database))
+            cpu_before = (
+                session_cpu(session),
+                cpu_seconds(service, waited_children=True),
+                backends_cpu(database),
+            )
             ids, committed = create(burst)
             wait_for(lambda ids=ids: settled(ids))
             drained = (timezone.now() - committed).total_seconds()
             cluster_cpu, service_cpu, database_cpu = (
                 after - before
                 for after, before in zip(
-                    (session_cpu(session), cpu_seconds(service), backends_cpu(database)),
+                    (
+                        session_cpu(session),
+                        cpu_seconds(service, waited_children=True),
+                        backends_cpu(database),
+                    ),
                     cpu_before,
                     strict=True,
                 )

@@ -88,3 +88,15 @@ class WorkerClusters:
 
     def alive(self) -> bool:
         return all(process.poll() is None for process in self.processes)
+
+
+def cpu_seconds(pid: int, *, waited_children: bool = False) -> float:
+    """User + system CPU of process `pid` so far (0 for a process that is gone); with
+    `waited_children`, that of the children it has waited for too."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = fields[11:15] if waited_children else fields[11:13]
+    return sum(int(field) for field in ticks) / os.sysconf("SC_CLK_TCK")
