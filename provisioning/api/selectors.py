@@ -1,6 +1,7 @@
 """Reads behind the instance and event endpoints: one account's rows, joined for serialization."""
 
 from django.db.models import Case, CharField, F, QuerySet, Value, When
+from django.db.models.functions import Length
 
 from accounts.models import Account
 from gpuadmin.queries import row_or_none
@@ -14,6 +15,19 @@ def instances_of(*, account: Account | None) -> QuerySet[Instance]:
     return Instance.objects.filter(account=account, deleted_at__isnull=True).select_related("instance_type")
 
 
+# What serializers.linode_object reads, as `QuerySet.values()` names it.
+LINODE_COLUMNS = (
+    "id", "label", "group", "status", "created", "updated", "instance_type_id", "region_id", "image_id",
+    "ipv4", "ipv6", "tags", "host_id", "instance_type__disk_mib", "instance_type__memory_mib",
+    "instance_type__vcpus", "instance_type__gpus", "instance_type__transfer_gb",
+)  # fmt: skip
+
+
+def linode_rows(instances: QuerySet) -> QuerySet:
+    """`instances` as the rows linode_object reads (the user data's length, not its text)."""
+    return instances.values(*LINODE_COLUMNS, user_data_length=Length("user_data"))
+
+
 MAX_ID = 2**63 - 1  # ids past a bigint would make the database raise, not answer "no such row"
 
 
@@ -22,6 +36,13 @@ def instance_of(*, account: Account | None, instance_id: int) -> Instance | None
     if not 0 < instance_id <= MAX_ID:
         return None
     return row_or_none(instances_of(account=account).filter(pk=instance_id))
+
+
+def instance_row_of(*, account: Account | None, instance_id: int) -> dict | None:
+    """instance_of as the row the Linode object is built from (linode_rows)."""
+    if not 0 < instance_id <= MAX_ID:
+        return None
+    return row_or_none(linode_rows(instances_of(account=account).filter(pk=instance_id)))
 
 
 def events_of(*, account: Account | None) -> QuerySet[Job]:

@@ -19,6 +19,7 @@ from provisioning.api.serializers import (
     PasswordSerializer,
     RebuildSerializer,
     ResizeSerializer,
+    linode_object,
 )
 
 INSTANCE_FILTERS = {
@@ -73,6 +74,11 @@ class InstanceList(InstanceScoped, LinodeListView):
     def get_queryset(self):
         return selectors.instances_of(account=self.account)
 
+    def list(self, request, *args, **kwargs):
+        # Rows, not models: the same objects as InstanceSerializer's (test_instances holds them equal).
+        page = self.paginate_queryset(selectors.linode_rows(self.filter_queryset(self.get_queryset())))
+        return self.get_paginated_response([linode_object(row) for row in page])
+
     @extend_schema(request=InstanceCreateSerializer, responses=InstanceSerializer)
     def post(self, request):
         data = parsed(InstanceCreateSerializer, request)
@@ -107,7 +113,10 @@ class InstanceIps(InstanceScoped, LinodeView):
 class InstanceDetail(InstanceScoped, LinodeView):
     @extend_schema(responses=InstanceSerializer)
     def get(self, request, instance_id):
-        return Response(InstanceSerializer(self.get_instance()).data)
+        row = selectors.instance_row_of(account=self.account, instance_id=instance_id)
+        if row is None:
+            raise Http404
+        return Response(linode_object(row))
 
     @extend_schema(request=InstanceUpdateSerializer, responses=InstanceSerializer)
     def put(self, request, instance_id):

@@ -273,7 +273,8 @@ def test_the_linode_object_is_what_its_declared_fields_give(world, alice, bob):
     # the schema publishes) must give the very same object, key order included.
     from rest_framework import serializers
 
-    from provisioning.api.serializers import InstanceSerializer
+    from provisioning.api.selectors import linode_rows
+    from provisioning.api.serializers import InstanceSerializer, linode_object
 
     # The fast path is the instance serializer's own: an edit once left it on the class below it, and
     # every list walked the fields again while this test compared the walk with itself.
@@ -284,7 +285,21 @@ def test_the_linode_object_is_what_its_declared_fields_give(world, alice, bob):
     assert {i.image_id is None for i in instances} == {True, False}
     assert any(i.host_id for i in instances) and any(i.tags for i in instances)
     Instance.objects.filter(pk=instances[0].pk).update(ipv6="2600:3c03::f03c:91ff:fe24:3a2f/128")
+    Instance.objects.filter(pk=instances[1].pk).update(user_data="I2Nsb3VkLWNvbmZpZwo=")
+    rows = {row["id"]: row for row in linode_rows(Instance.objects.all())}
     for instance in Instance.objects.select_related("instance_type"):
         fast = InstanceSerializer(instance).data
         walked = serializers.Serializer.to_representation(InstanceSerializer(instance), instance)
         assert list(fast.items()) == list(walked.items())
+        # A list builds the object from rows rather than models: the very same object.
+        assert list(linode_object(rows[instance.pk]).items()) == list(walked.items())
+    assert {row["user_data_length"] > 0 for row in rows.values()} == {True, False}
+
+
+def test_a_list_page_is_the_objects_each_view_gives(world, alice):
+    for n in range(3):
+        created(alice, label=f"listed-{n}", tags=[f"tag-{n}"])
+    listed = alice.get("/v4/linode/instances?page_size=25").json()["data"]
+    assert len(listed) == 3
+    for obj in listed:
+        assert alice.get(f"/v4/linode/instances/{obj['id']}").json() == obj
