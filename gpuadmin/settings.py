@@ -291,6 +291,8 @@ if REDIS_URL:
     CACHES["default"] = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
 else:
     Q_CLUSTER["orm"] = "default"
+    # django-q2's ORM broker with each queue operation one statement (gpuadmin.broker).
+    Q_CLUSTER["broker_class"] = "gpuadmin.broker.DatabaseBroker"
 
 # Jobs retry transient hypervisor errors this many times, waiting base * 2^n seconds between tries.
 GPUADMIN_JOB_MAX_ATTEMPTS = env_int("GPUADMIN_JOB_MAX_ATTEMPTS", 5)
