@@ -2,7 +2,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from accounts.models import Account, ApiToken, Origin
 from accounts.tokens import hash_secret
-from gpuadmin.queries import row_or_none
+from gpuadmin.queries import PreparedRead
 
 
 def account_of(*, user: AbstractBaseUser | None) -> Account | None:
@@ -13,11 +13,20 @@ def account_of(*, user: AbstractBaseUser | None) -> Account | None:
     return membership.account if membership is not None else None
 
 
+_TOKEN_BY_HASH = PreparedRead(
+    lambda token_hash: (
+        ApiToken.objects.select_related("user__membership__account")
+        .filter(token_hash=token_hash)
+        .order_by()[:1]
+    ),
+    token_hash=str,
+)
+
+
 def api_token_by_secret(*, secret: str) -> ApiToken | None:
-    """The token a bearer secret names, with its user and account, or None. Expiry is the caller's call."""
-    return row_or_none(
-        ApiToken.objects.select_related("user__membership__account").filter(token_hash=hash_secret(secret))
-    )
+    """The token a bearer secret names, with its user and account, or None. Expiry is the caller's call.
+    Every API request asks: the read is compiled once per connection (PreparedRead)."""
+    return _TOKEN_BY_HASH.first(token_hash=hash_secret(secret))
 
 
 def origin_of(*, actor: AbstractBaseUser | None, account: Account | None = None) -> str:

@@ -16,7 +16,7 @@ from accounts.limits import account_limits
 from accounts.models import Account
 from accounts.selectors import account_of, origin_of
 from accounts.services import audit_record
-from gpuadmin.queries import row_or_none
+from gpuadmin.queries import PreparedRead
 from gpuadmin.validation import clean_for_insert
 from inventory.models import Image, InstanceType, Region
 from inventory.selectors import plan_available
@@ -53,23 +53,34 @@ SSH_KEY_PREFIXES = (
 )
 
 
+# The catalogue reads of every create, compiled once per connection (gpuadmin.queries.PreparedRead).
+_PLAN = PreparedRead(
+    lambda plan_id: InstanceType.objects.select_related("gpu_model").filter(pk=plan_id).order_by()[:1],
+    plan_id=str,
+)
+_REGION = PreparedRead(lambda region_id: Region.objects.filter(pk=region_id).order_by()[:1], region_id=str)
+_IMAGE = PreparedRead(
+    lambda image_id: Image.objects.filter(pk=image_id, public=True).order_by()[:1], image_id=str
+)
+
+
 def plan_for(*, user: AbstractBaseUser | None, plan_id: str) -> InstanceType:
     """The plan a user may buy. A GPU plan hidden by the flag is as absent as a plan that does not exist."""
-    plan = row_or_none(InstanceType.objects.select_related("gpu_model").filter(pk=plan_id))
+    plan = _PLAN.first(plan_id=plan_id)
     if plan is None or (plan.is_gpu and not gpu_plans_visible(user=user)):
         raise PlanNotFound("A valid plan type by that ID was not found")
     return plan
 
 
 def region_for(*, region_id: str) -> Region:
-    region = row_or_none(Region.objects.filter(pk=region_id))
+    region = _REGION.first(region_id=region_id)
     if region is None:
         raise RegionNotValid("region is not valid")
     return region
 
 
 def image_for(*, image_id: str) -> Image:
-    image = row_or_none(Image.objects.filter(pk=image_id, public=True))
+    image = _IMAGE.first(image_id=image_id)
     if image is None:
         raise InvalidRequest(f"Not found: image {image_id!r} does not exist.", field="image")
     return image

@@ -4,7 +4,7 @@ from django.db.models import Case, CharField, F, QuerySet, Value, When
 from django.db.models.functions import Length
 
 from accounts.models import Account
-from gpuadmin.queries import row_or_none
+from gpuadmin.queries import PreparedRead, row_or_none
 from provisioning.models import Instance, Job
 
 
@@ -38,11 +38,21 @@ def instance_of(*, account: Account | None, instance_id: int) -> Instance | None
     return row_or_none(instances_of(account=account).filter(pk=instance_id))
 
 
+_INSTANCE_ROW = PreparedRead(
+    lambda account_id, instance_id: linode_rows(
+        Instance.objects.filter(account_id=account_id, deleted_at__isnull=True, pk=instance_id)
+    ).order_by()[:1],
+    account_id=int,
+    instance_id=int,
+)
+
+
 def instance_row_of(*, account: Account | None, instance_id: int) -> dict | None:
-    """instance_of as the row the Linode object is built from (linode_rows)."""
-    if not 0 < instance_id <= MAX_ID:
+    """instance_of as the row the Linode object is built from (linode_rows), compiled once per
+    connection (PreparedRead): a view is two reads, this and the token's."""
+    if account is None or not 0 < instance_id <= MAX_ID:
         return None
-    return row_or_none(linode_rows(instances_of(account=account).filter(pk=instance_id)))
+    return _INSTANCE_ROW.first(account_id=account.pk, instance_id=instance_id)
 
 
 def events_of(*, account: Account | None) -> QuerySet[Job]:
