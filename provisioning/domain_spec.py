@@ -9,6 +9,7 @@ import os
 
 from django.conf import settings
 
+from gpuadmin.queries import PreparedRead
 from hypervisor.domain_xml import DomainSpecError
 from hypervisor.spec import (
     STORAGE_POOL,
@@ -28,12 +29,50 @@ from hypervisor.spec import (
 from inventory.models import HostCpu, Image, InstanceType
 from networking.selectors import InstanceIpv4, instance_ipv4
 from provisioning import cloudinit
-from provisioning.models import Allocation, Instance
+from provisioning.models import AllocatedCpu, AllocatedGpu, AllocatedMemory, Allocation, Instance
 
 MIB_PER_HUGEPAGE = 1024
 
 # Not given: read it (None is a value: the instance holds no address, or has no seed).
 UNSET = object()
+
+
+# The allocation's rows as plain values (three joined models per CPU were most of a define's read), each
+# read compiled once per connection (gpuadmin.queries.PreparedRead): a job builds this spec at every define.
+_CPUS = PreparedRead(
+    lambda allocation_id: (
+        AllocatedCpu.objects.filter(allocation_id=allocation_id)
+        .order_by("vcpu")
+        .values("vcpu", "cpu__cpu_id", "cpu__numa_node__index", "cpu__siblings")
+    ),
+    allocation_id=int,
+)
+_MEMORY = PreparedRead(
+    lambda allocation_id: AllocatedMemory.objects.filter(allocation_id=allocation_id).values(
+        "numa_node__index", "memory_mib", "hugepages_1g"
+    ),
+    allocation_id=int,
+)
+_GPUS = PreparedRead(
+    lambda allocation_id: (
+        AllocatedGpu.objects.filter(allocation_id=allocation_id)
+        .order_by("gpu__pci_address")
+        .values(
+            "gpu__pci_address", "gpu__companion_functions", "gpu__model__bar_mib", "gpu__numa_node__index"
+        )
+    ),
+    allocation_id=int,
+)
+# The emulator threads' CPUs: the host's reserved CPUs on the NUMA nodes the allocation's CPUs are on.
+_EMULATOR_CPUS = PreparedRead(
+    lambda host_id, allocation_id: HostCpu.objects.filter(
+        host_id=host_id,
+        reserved=True,
+        numa_node_id__in=AllocatedCpu.objects.filter(allocation_id=allocation_id).values("cpu__numa_node_id"),
+    ).values("cpu_id"),
+    host_id=int,
+    allocation_id=int,
+)
 
 
 def domain_spec_for(
@@ -52,21 +91,12 @@ def domain_spec_for(
     the instance's address), are not read again."""
     if address is UNSET and (network is None or seed is UNSET):
         address = instance_ipv4(instance=instance)
-    # Plain values, not model rows: a job builds this spec once per define, and the rows' objects (three
-    # joined models per CPU) were most of the read's cost.
-    cpus = list(
-        allocation.cpus.order_by("vcpu").values_list(
-            "vcpu", "cpu__cpu_id", "cpu__numa_node_id", "cpu__numa_node__index", "cpu__siblings"
-        )
-    )
-    memory = list(allocation.memory.values_list("numa_node__index", "memory_mib", "hugepages_1g"))
-    gpus = list(
-        allocation.gpus.order_by("gpu__pci_address").values_list(
-            "gpu__pci_address", "gpu__companion_functions", "gpu__model__bar_mib", "gpu__numa_node__index"
-        )
-    )
+    # Each row's values in the order the read names them.
+    cpus = [tuple(row.values()) for row in _CPUS.rows(allocation_id=allocation.pk)]
+    memory = [tuple(row.values()) for row in _MEMORY.rows(allocation_id=allocation.pk)]
+    gpus = [tuple(row.values()) for row in _GPUS.rows(allocation_id=allocation.pk)]
     pins_by_node: dict[int, list[VcpuPin]] = {}
-    for vcpu, cpu_id, _node_id, node_index, _siblings in cpus:
+    for vcpu, cpu_id, node_index, _siblings in cpus:
         pins_by_node.setdefault(node_index, []).append(VcpuPin(vcpu=vcpu, host_cpu=cpu_id))
     memory_by_node = {node_index: memory_mib for node_index, memory_mib, _ in memory}
     if set(pins_by_node) != set(memory_by_node):
@@ -89,10 +119,8 @@ def domain_spec_for(
         )
         for pci_address, companions, bar_mib, node_index in gpus
     )
-    siblings = {cpu_id: set(cpu_siblings) for _, cpu_id, _, _, cpu_siblings in cpus}
-    # The reserved CPUs of the cells' nodes, by the nodes' ids the rows above carry (no join to plan).
-    nodes = {node_id for _, _, node_id, _, _ in cpus}
-    emulator = HostCpu.objects.filter(host_id=allocation.host_id, reserved=True, numa_node_id__in=nodes)
+    siblings = {cpu_id: set(cpu_siblings) for _, cpu_id, _, cpu_siblings in cpus}
+    emulator = _EMULATOR_CPUS.rows(host_id=allocation.host_id, allocation_id=allocation.pk)
     image = instance.image
     plan = allocation.instance_type
     return DomainSpec(
@@ -102,7 +130,7 @@ def domain_spec_for(
         title=instance.label,
         cells=cells,
         gpus=passthrough if include_gpus else (),
-        emulator_cpus=tuple(sorted(emulator.values_list("cpu_id", flat=True))),
+        emulator_cpus=tuple(sorted(row["cpu_id"] for row in emulator)),
         threads_per_core=2 if _sibling_pairs(cells, siblings) else 1,
         hugepages_1g=all(pages * MIB_PER_HUGEPAGE == memory_mib for _, memory_mib, pages in memory),
         uefi=bool(image and image.needs_uefi),

@@ -25,6 +25,7 @@ from django.db.models import Q
 
 from accounts.flags import provisioning_enabled
 from accounts.models import Account
+from gpuadmin.queries import PreparedRead
 from hypervisor.errors import HypervisorError, TransientHypervisorError
 from hypervisor.lifecycle import Outcome
 from inventory.models import Host, InstanceType
@@ -49,13 +50,32 @@ class JobFailed(Exception):
     """The job gave up: a permanent error, or a transient one that outlived every attempt."""
 
 
+# A job's reads that every run makes, compiled once per worker connection (gpuadmin.queries.PreparedRead):
+# the ORM's compile was most of each one's CPU. The job comes with its instance's plan, image and account,
+# not its host: a create works on its allocation's (read with it), and the join cost a fifth of this
+# read's planning; a power job or a resize reads the host when it needs it.
+_JOB = PreparedRead(
+    lambda job_id: Job.objects.select_related(
+        "instance__instance_type", "instance__image", "instance__account"
+    ).filter(pk=job_id)[:1],
+    job_id=int,
+)
+# The instance's allocation (one at most: a constraint), during a move across hosts the one it moves to.
+_ALLOCATION = PreparedRead(
+    lambda instance_id: (
+        Allocation.objects.filter(instance_id=instance_id, released_at__isnull=True, move_source=False)
+        .select_related("host", "instance_type")
+        .order_by()[:1]
+    ),
+    instance_id=int,
+)
+
+
 def job_run(*, job_id: int) -> str:
     """Run a job to its end. Returns what happened, for the task result and the logs."""
-    # Not the instance's host: a create works on its allocation's (read with it), and the join cost a
-    # fifth of this read's CPU and planning; a power job or a resize reads the host when it needs it.
-    job = Job.objects.select_related("instance__instance_type", "instance__image", "instance__account").get(
-        pk=job_id
-    )
+    job = _JOB.first(job_id=job_id)
+    if job is None:
+        raise Job.DoesNotExist(f"no job {job_id}")
     # Every log line of the run names the job, its instance and the request that asked for it.
     with log_context(job_id=job.pk, instance_id=job.instance_id, request_id=job.request_id):
         outcome = _job_run(job)
@@ -93,11 +113,7 @@ def _job_run(job: Job) -> str:
 
 def _active_allocation(instance: Instance) -> Allocation | None:
     """The instance's allocation: during a move across hosts, the one it moves to."""
-    return (
-        instance.allocations.filter(released_at__isnull=True, move_source=False)
-        .select_related("host", "instance_type")
-        .first()
-    )
+    return _ALLOCATION.first(instance_id=instance.pk)
 
 
 def _move_source(instance: Instance) -> Allocation | None:
