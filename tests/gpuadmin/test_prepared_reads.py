@@ -32,6 +32,7 @@ def fields(obj) -> dict:
 
 def test_models_and_their_related_objects_are_the_queryset_s_with_no_query_to_reach_them():
     tokens = [api_token_create(user=make_user(account=make_account())).token for _ in range(3)]
+    TOKEN.first(token_hash="")  # PostgreSQL: the statement is prepared on this connection first
     for token in tokens:
         expected = ApiToken.objects.select_related("user__membership__account").get(pk=token.pk)
         with CaptureQueriesContext(connection) as captured:
@@ -70,6 +71,24 @@ def test_values_reads_give_the_queryset_s_dicts_with_its_conversions():
     assert read.rows(account_id=other_account.pk, instance_id=instances[0].pk) == []
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_it_is_prepared_once_per_session_and_then_executed():
+    read = PreparedRead(lambda region_id: Region.objects.filter(pk=region_id)[:1], region_id=str)
+    make_region("eu-one"), make_region("eu-two")
+    connection.close()  # a session of its own: another read of the same SQL may have prepared it
+    with CaptureQueriesContext(connection) as captured:
+        assert read.first(region_id="eu-one").pk == "eu-one"
+        assert read.first(region_id="eu-two").pk == "eu-two"
+        assert read.first(region_id="eu-none") is None
+    sent = [query["sql"].split()[0] for query in captured.captured_queries]
+    assert sent == ["PREPARE", "EXECUTE", "EXECUTE", "EXECUTE"]
+    connection.close()  # a new session has none of the old one's statements: prepared again
+    with CaptureQueriesContext(connection) as captured:
+        assert read.first(region_id="eu-one").pk == "eu-one"
+    assert [query["sql"].split()[0] for query in captured.captured_queries] == ["PREPARE", "EXECUTE"]
+
+
 def test_it_is_compiled_once_per_connection():
     read = PreparedRead(lambda region_id: Region.objects.filter(pk=region_id)[:1], region_id=str)
     make_region("eu-one"), make_region("eu-two")
@@ -97,6 +116,7 @@ def test_a_read_whose_value_is_not_one_plain_parameter_is_refused(build):
 def test_a_user_in_no_account_comes_with_no_membership_and_no_query_to_learn_it():
     user = get_user_model().objects.create_user(username="no-account", password="x")
     token = api_token_create(user=user).token
+    TOKEN.first(token_hash="")
     with CaptureQueriesContext(connection) as captured:
         found = TOKEN.first(token_hash=token.token_hash)
         assert account_of(user=found.user) is None
@@ -105,6 +125,7 @@ def test_a_user_in_no_account_comes_with_no_membership_and_no_query_to_learn_it(
 
 def test_the_api_token_lookup_reads_one_row_with_its_user_and_account():
     issued = api_token_create(user=make_user(account=make_account()))
+    api_token_by_secret(secret="")  # PostgreSQL: the statement is prepared on this connection first
     with CaptureQueriesContext(connection) as captured:
         found = api_token_by_secret(secret=issued.secret)
         assert found.pk == issued.token.pk

@@ -30,6 +30,9 @@ def statements_of_a_create(django_capture_on_commit_callbacks, *, user, plan, re
     kinds: dict[str, int] = {}
     for query in queries.captured_queries:
         kind = query["sql"].split()[0].upper()
+        # On PostgreSQL a PreparedRead is an EXECUTE: the SELECT it is. Its PREPARE is sent once per
+        # database session, not per job, and is counted apart (the first job of a session has them).
+        kind = {"EXECUTE": "SELECT"}.get(kind, kind)
         if kind not in ("SAVEPOINT", "RELEASE"):  # the test's own transaction turns BEGIN into these
             kinds[kind] = kinds.get(kind, 0) + 1
     return kinds
@@ -38,10 +41,12 @@ def statements_of_a_create(django_capture_on_commit_callbacks, *, user, plan, re
 def test_a_create_job_sends_a_fixed_number_of_statements(
     django_capture_on_commit_callbacks, gpu_host, employee, plans, region, image
 ):
-    for _ in range(3):  # more instances on the host and in the region change nothing
+    for n in range(3):  # more instances on the host and in the region change nothing
         kinds = statements_of_a_create(
             django_capture_on_commit_callbacks, user=employee, plan=plans[1], region=region, image=image
         )
+        if n == 0:
+            kinds.pop("PREPARE", None)  # this session's first job prepares the reads (PostgreSQL)
         assert kinds == CREATE_JOB_STATEMENTS
     enroll_rtx_host(region)  # nor does another host
     kinds = statements_of_a_create(
