@@ -304,7 +304,12 @@ class GpuDevice(models.Model):
     @property
     def functions(self) -> list[str]:
         """Every PCI function that goes to the guest with this card, the card itself first."""
-        return [self.pci_address, *self.companion_functions]
+        return passthrough_functions(self.pci_address, self.companion_functions)
+
+
+def passthrough_functions(pci_address: str, companion_functions: list[str]) -> list[str]:
+    """GpuDevice.functions from its two columns, for reads that carry the values rather than the row."""
+    return [pci_address, *companion_functions]
 
 
 class InstanceTypeClass(models.TextChoices):

@@ -26,7 +26,7 @@ from hypervisor.spec import (
     instance_volume_name,
     mac_for_instance,
 )
-from inventory.models import HostCpu, Image, InstanceType
+from inventory.models import HostCpu, Image, InstanceType, passthrough_functions
 from networking.selectors import InstanceIpv4, instance_ipv4
 from provisioning import cloudinit
 from provisioning.models import AllocatedCpu, AllocatedGpu, AllocatedMemory, Allocation, Instance
@@ -113,7 +113,7 @@ def domain_spec_for(
     cell_of_node = {node: index for index, node in enumerate(order)}
     passthrough = tuple(
         GpuPassthrough(
-            functions=(pci_address, *companions),  # GpuDevice.functions: the card itself first
+            functions=tuple(passthrough_functions(pci_address, companions)),
             bar_mib=bar_mib,
             guest_cell=cell_of_node.get(node_index) if node_index is not None else None,
         )
